@@ -1,0 +1,58 @@
+"""unlearnkit: machine unlearning for deep classifiers.
+
+    >>> import unlearnkit
+    >>> unlearned = unlearnkit.unlearn(model, forget=(x_f, y_f), retain=(x_r, y_r), method="ft", lr=0.01)
+    >>> unlearnkit.evaluate(unlearned, forget=(x_f, y_f), retain=(x_r, y_r), test=(x_t, y_t))
+"""
+
+from __future__ import annotations
+
+from typing import Any, Optional
+
+import torch
+from torch import nn
+
+from ._version import __version__
+from .data import DATASETS, DatasetBundle, Split, as_split, load_dataset
+from .errors import (DataError, HyperparameterError, MissingSplitError, UnknownNameError,
+                     UnlearnkitError)
+from .evaluation import evaluate
+from .io import load_model, save_model
+from .methods import METHODS, get_method, list_methods
+from .models import MODELS, build_model
+from .scenarios import SCENARIOS, get_scenario
+from .task import UnlearningTask
+from .training import TrainRecipe, train_model
+
+
+def unlearn(
+    model: nn.Module,
+    forget: Any,
+    retain: Any = None,
+    *,
+    method: str = "ft",
+    test: Any = None,
+    third_party: Any = None,
+    seed: int = 0,
+    device: str | torch.device = "auto",
+    inplace: bool = False,
+    **hyperparameters: Any,
+) -> nn.Module:
+    """Return a copy of ``model`` that has forgotten ``forget``.
+
+    Data may be torch Datasets, DataLoaders or ``(x, y)`` pairs of tensors. ``hyperparameters``
+    are the method's (see ``unlearnkit methods``); the input model is modified only if ``inplace``.
+    """
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    algorithm = get_method(method, **hyperparameters)  # validates the name and hyperparameters first
+    task = UnlearningTask.from_data(model, forget, retain=retain, test=test, third_party=third_party)
+    return algorithm.unlearn(model, task, seed=seed, device=device, inplace=inplace)
+
+
+__all__ = [
+    "DATASETS", "METHODS", "MODELS", "SCENARIOS", "DataError", "DatasetBundle", "HyperparameterError",
+    "MissingSplitError", "Split", "TrainRecipe", "UnknownNameError", "UnlearningTask", "UnlearnkitError",
+    "__version__", "as_split", "build_model", "evaluate", "get_method", "get_scenario", "list_methods",
+    "load_dataset", "load_model", "save_model", "train_model", "unlearn",
+]

@@ -1,0 +1,1 @@
+"""Experiments, the model cache, results and reports."""

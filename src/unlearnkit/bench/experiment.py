@@ -1,0 +1,267 @@
+"""Run one experiment: a dataset, model and scenario, several methods, several seeds.
+
+For each seed: build the scenario, get the original and the Retrain model from the cache (training
+them on a miss), run every method on a copy of the original (timing the unlearning call alone),
+evaluate, and append the row to ``rows.jsonl`` at once. An interrupted run keeps the models and
+rows it completed; re-running the same command resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Iterator, Optional
+
+import torch
+from torch import nn
+
+from .._version import __version__
+from ..data import DatasetBundle, load_dataset
+from ..errors import UnlearnkitError
+from ..evaluation.metrics import accuracy, js_to_model, mia_efficacy
+from ..methods import METHODS, get_method
+from ..models import build_model
+from ..scenarios import Scenario, ScenarioData, get_scenario
+from ..training import TrainRecipe, default_recipe, train_model
+from ..utils import Timer, atomic_write_text, resolve_device, seeded, stable_hash, to_jsonable
+from .cache import ModelCache
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ExperimentConfig:
+    """Everything that determines an experiment's results (saved in results.json)."""
+
+    dataset: str = "digits"
+    model: str = "cnn"
+    scenario: str = "random"
+    methods: list[str] = field(default_factory=lambda: ["original", "retrain", "ft"])
+    seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
+    dataset_options: dict[str, Any] = field(default_factory=dict)
+    model_options: dict[str, Any] = field(default_factory=dict)
+    scenario_options: dict[str, Any] = field(default_factory=dict)
+    method_params: dict[str, dict[str, Any]] = field(default_factory=dict)
+    recipe: dict[str, Any] = field(default_factory=dict)  # overrides of the default training recipe
+    device: str = "auto"
+
+    def validate(self) -> None:
+        """Fail before any training: unknown names and bad hyperparameters raise here."""
+        if not self.methods:
+            raise UnlearnkitError("no methods given: pass at least one, e.g. --methods ft,ga")
+        if not self.seeds:
+            raise UnlearnkitError("no seeds given: pass at least one, e.g. --seeds 0")
+        dupes = {m for m in self.methods if self.methods.count(m) > 1}
+        if dupes:
+            raise UnlearnkitError(f"method(s) listed twice: {sorted(dupes)}")
+        for name in self.methods:
+            METHODS.get(name)
+        for name, params in self.method_params.items():
+            if name not in self.methods:
+                raise UnlearnkitError(f"hyperparameters given for {name!r}, which is not among the methods "
+                                      f"{self.methods}")
+            get_method(name, **params)
+        get_scenario(self.scenario, **self.scenario_options)
+        self.training_recipe()
+        resolve_device(self.device)
+
+    def training_recipe(self) -> TrainRecipe:
+        base = default_recipe(self.dataset, self.model).to_dict()
+        return TrainRecipe.from_dict({**base, **self.recipe})
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class SeedContext:
+    """What every method of one seed shares."""
+
+    seed: int
+    bundle: DatasetBundle
+    scenario: Scenario
+    data: ScenarioData
+    original: nn.Module
+    original_meta: dict
+    retrain: nn.Module
+    retrain_meta: dict
+
+
+class Experiment:
+    def __init__(self, config: ExperimentConfig, cache: Optional[ModelCache] = None,
+                 progress: bool = True) -> None:
+        config.validate()
+        self.config = config
+        self.cache = cache or ModelCache()
+        self.progress = progress
+        self.device = resolve_device(config.device)
+        self._bundle: Optional[DatasetBundle] = None
+
+    # -- shared pieces --------------------------------------------------------------------
+    def bundle(self) -> DatasetBundle:
+        if self._bundle is None:
+            self._bundle = load_dataset(self.config.dataset, **self.config.dataset_options)
+        return self._bundle
+
+    def new_model(self, seed: int) -> nn.Module:
+        b = self.bundle()
+        with seeded(seed):
+            return build_model(self.config.model, b.input_shape, b.num_classes, **self.config.model_options)
+
+    def model_key(self, seed: int, data: ScenarioData) -> dict[str, Any]:
+        c = self.config
+        return {"kind": "original", "dataset": c.dataset, "dataset_options": c.dataset_options,
+                "model": c.model, "model_options": c.model_options,
+                "recipe": c.training_recipe().to_dict(), "seed": seed, "train": data.train_key}
+
+    def prepare(self, seed: int) -> SeedContext:
+        """Scenario data, the original model and the Retrain model for one seed (cached)."""
+        c = self.config
+        scenario = get_scenario(c.scenario, **c.scenario_options)
+        data = scenario.build(self.bundle(), seed)
+        recipe = c.training_recipe()
+        data.task.recipe = recipe
+        key = self.model_key(seed, data)
+
+        def train_original():
+            model = self.new_model(seed)
+            with Timer() as t, seeded(seed):
+                train_model(model, data.train, recipe, seed=seed, device=self.device,
+                            progress=self.progress, desc=f"original seed {seed}")
+            return model.cpu(), {"time_s": t.seconds}
+
+        original, original_meta = self.cache.get_or_create(key, self.new_model(seed), train_original)
+        original.eval()
+
+        retrain_key = {**key, "kind": "retrain", "forget": stable_hash(data.forget_indices.tolist()),
+                       "corrected": None if data.task.corrected is None
+                       else stable_hash(data.task.corrected.x.sum().item())}
+
+        def train_retrain():
+            with Timer() as t:
+                model = get_method("retrain").unlearn(original, data.task, seed=seed, device=self.device)
+            return model, {"time_s": t.seconds}
+
+        retrain, retrain_meta = self.cache.get_or_create(retrain_key, self.new_model(seed), train_retrain)
+        retrain.eval()
+        return SeedContext(seed, self.bundle(), scenario, data, original, original_meta, retrain, retrain_meta)
+
+    def evaluate(self, model: nn.Module, ctx: SeedContext) -> dict[str, Any]:
+        task = ctx.data.task
+        row = {
+            "forget_acc": accuracy(model, task.forget),
+            "retain_acc": accuracy(model, task.retain),
+            "test_acc": accuracy(model, task.test),
+            "mia_efficacy": mia_efficacy(model, task.retain, task.test, task.forget, seed=ctx.seed),
+            "js_to_retrain": js_to_model(model, ctx.retrain, task.forget),
+        }
+        row.update(ctx.scenario.extra_metrics(model, ctx.data))
+        return row
+
+    def run_method(self, ctx: SeedContext, name: str) -> dict[str, Any]:
+        """Unlearn with ``name`` from the original model of ``ctx`` and return the result row."""
+        params = self.config.method_params.get(name, {})
+        if name == "original":
+            model, seconds = ctx.original, 0.0
+        elif name == "retrain" and not params:
+            model, seconds = ctx.retrain, float(ctx.retrain_meta["time_s"])
+        else:
+            method = get_method(name, **params)
+            with Timer() as t:
+                model = method.unlearn(ctx.original, ctx.data.task, seed=ctx.seed, device=self.device)
+            seconds = t.seconds
+        row = {"method": name, "scenario": self.config.scenario, "dataset": self.config.dataset,
+               "model": self.config.model, "seed": ctx.seed}
+        row.update(self.evaluate(model, ctx))
+        row["time_s"] = seconds
+        return row
+
+
+def cell_key(config: ExperimentConfig, method: str, seed: int) -> str:
+    """Identity of one (method, seed) cell: everything in the config that can change its row."""
+    c = config.to_dict()
+    for k in ("methods", "seeds", "method_params", "device"):
+        c.pop(k)
+    return stable_hash({"config": c, "method": method, "params": config.method_params.get(method, {}),
+                        "seed": seed, "version": __version__})
+
+
+def _read_rows(path: Path) -> dict[str, dict]:
+    rows: dict[str, dict] = {}
+    if path.exists():
+        for line in path.read_text().splitlines():
+            try:
+                item = json.loads(line)
+            except json.JSONDecodeError:  # a line cut by a kill: that cell simply runs again
+                continue
+            rows[item["cell"]] = item["row"]
+    return rows
+
+
+def run_experiment(config: ExperimentConfig, out_dir: str | Path, *, cache: Optional[ModelCache] = None,
+                   progress: bool = True) -> dict[str, Any]:
+    """Run (or resume) an experiment and write results.json, report.md and plots to ``out_dir``."""
+    from .report import summarize, write_outputs
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    exp = Experiment(config, cache=cache, progress=progress)
+    rows_path = out / "rows.jsonl"
+    done = _read_rows(rows_path)
+    rows: list[dict] = []
+    forget_indices: dict[str, list[int]] = {}
+    cells = [(s, m) for s in config.seeds for m in config.methods]
+    bar = _progress(len(cells), progress, "cells")
+    ctx: Optional[SeedContext] = None
+    for seed, name in cells:
+        key = cell_key(config, name, seed)
+        if key in done and str(seed) in _saved_indices(out):
+            rows.append(done[key])
+            forget_indices[str(seed)] = _saved_indices(out)[str(seed)]
+            bar.update(1)
+            continue
+        if ctx is None or ctx.seed != seed:
+            bar.set_postfix_str(f"seed {seed}: original + retrain")
+            ctx = exp.prepare(seed)
+            forget_indices[str(seed)] = ctx.data.forget_indices.tolist()
+            _save_indices(out, forget_indices)
+        bar.set_postfix_str(f"seed {seed}: {name}")
+        row = exp.run_method(ctx, name)
+        with rows_path.open("a") as handle:
+            handle.write(json.dumps(to_jsonable({"cell": key, "row": row})) + "\n")
+            handle.flush()
+        rows.append(row)
+        bar.update(1)
+        log.info("seed %d %-14s forget %.3f test %.3f time %.2fs", seed, name, row["forget_acc"],
+                 row["test_acc"], row["time_s"])
+    bar.close()
+    results = {"unlearnkit_version": __version__, "config": config.to_dict(), "rows": rows,
+               "summary": summarize(rows), "forget_indices": forget_indices}
+    write_outputs(results, out)
+    return results
+
+
+def _saved_indices(out: Path) -> dict[str, list[int]]:
+    path = out / "forget_indices.json"
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def _save_indices(out: Path, indices: dict[str, list[int]]) -> None:
+    atomic_write_text(out / "forget_indices.json", json.dumps({**_saved_indices(out), **indices}))
+
+
+class _NullBar:
+    def update(self, n: int = 1) -> None: ...
+    def set_postfix_str(self, s: str) -> None: ...
+    def close(self) -> None: ...
+
+
+def _progress(total: int, enabled: bool, desc: str):
+    if not enabled:
+        return _NullBar()
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=desc)

@@ -1,0 +1,155 @@
+"""Summaries over seeds, the Markdown table a person reads, and plots."""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from pathlib import Path
+from typing import Any, Iterable, Optional
+
+from ..evaluation.metrics import CORE_METRICS, avg_gap, mean_std, signed_gaps
+from ..utils import atomic_write_text, to_jsonable
+
+log = logging.getLogger(__name__)
+
+#: metrics averaged over seeds, in display order; scenario extras are appended when present
+SUMMARY_METRICS = list(CORE_METRICS) + ["js_to_retrain", "time_s"]
+NON_METRIC_KEYS = {"method", "scenario", "dataset", "model", "seed", "request"}
+
+
+def _metric_names(rows: list[dict]) -> list[str]:
+    names = list(SUMMARY_METRICS)
+    for row in rows:
+        for k, v in row.items():
+            if k not in names and k not in NON_METRIC_KEYS and isinstance(v, (int, float)) and not isinstance(v, bool):
+                names.append(k)
+    return names
+
+
+def summarize(rows: list[dict], group_keys: Iterable[str] = ("method",)) -> list[dict[str, Any]]:
+    """Per method: mean and std over seeds of every metric, signed and average gaps to Retrain
+    (gap of the seed-means, DESIGN.md) and speedup = Retrain time / method time."""
+    group_keys = tuple(group_keys)
+    groups: dict[tuple, list[dict]] = {}
+    for row in rows:
+        groups.setdefault(tuple(row.get(k) for k in group_keys), []).append(row)
+    names = _metric_names(rows)
+    summary = []
+    for key, members in groups.items():
+        entry: dict[str, Any] = dict(zip(group_keys, key))
+        entry["n_seeds"] = len({r["seed"] for r in members})
+        entry["mean"], entry["std"] = {}, {}
+        for m in names:
+            values = [r[m] for r in members if isinstance(r.get(m), (int, float))]
+            if values:
+                entry["mean"][m], entry["std"][m] = mean_std(values)
+        summary.append(entry)
+    by_key = {tuple(e[k] for k in group_keys): e for e in summary}
+    for entry in summary:
+        ref_key = tuple("retrain" if k == "method" else entry[k] for k in group_keys)
+        ref = by_key.get(ref_key)
+        if ref is None:
+            entry["avg_gap"], entry["gaps"], entry["speedup"] = None, {}, None
+            continue
+        metrics = list(CORE_METRICS) + (["asr"] if "asr" in entry["mean"] else [])
+        entry["gaps"] = signed_gaps(entry["mean"], ref["mean"], metrics)
+        entry["avg_gap"] = avg_gap(entry["mean"], ref["mean"], metrics)
+        t, t_ref = entry["mean"].get("time_s"), ref["mean"].get("time_s")
+        entry["speedup"] = (t_ref / t) if t and t_ref and t > 0 else None
+    return summary
+
+
+def _pct(mean: Optional[float], std: Optional[float] = None) -> str:
+    if mean is None or (isinstance(mean, float) and math.isnan(mean)):
+        return "—"
+    if std is None or math.isnan(std):
+        return f"{100 * mean:.1f}"
+    return f"{100 * mean:.1f} ± {100 * std:.1f}"
+
+
+PERCENT_METRICS = {"forget_acc": "Forget acc", "retain_acc": "Retain acc", "test_acc": "Test acc",
+                   "mia_efficacy": "MIA-eff.", "test_forget_acc": "Test acc (forgotten class)",
+                   "asr": "ASR", "goal_success": "Goal success"}
+
+
+def markdown_table(summary: list[dict], title: str = "") -> str:
+    """One row per method: metrics as percentages (mean ± std), JS, avg gap (points), time, speedup."""
+    if not summary:
+        return "(no results)\n"
+    present = [m for m in PERCENT_METRICS if any(m in e["mean"] for e in summary)]
+    head = ["Method"] + [PERCENT_METRICS[m] for m in present] + ["JS→Retrain", "Avg gap ↓", "Time (s)", "Speedup"]
+    lines = [f"### {title}\n" if title else "", "| " + " | ".join(head) + " |",
+             "|" + "|".join(["---"] + ["---:"] * (len(head) - 1)) + "|"]
+    for e in summary:
+        mean, std = e["mean"], e["std"]
+        cells = [f"`{e['method']}`"] + [_pct(mean.get(m), std.get(m)) for m in present]
+        js = mean.get("js_to_retrain")
+        cells.append("—" if js is None else f"{js:.4f}")
+        gap = e.get("avg_gap")
+        cells.append("—" if gap is None or math.isnan(gap) else f"{100 * gap:.2f}")
+        t = mean.get("time_s")
+        cells.append("—" if t is None else f"{t:.2f} ± {std.get('time_s', 0):.2f}")
+        sp = e.get("speedup")
+        cells.append("—" if sp is None else f"{sp:.1f}×")
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(line for line in lines if line) + "\n"
+
+
+def render_report(results: dict[str, Any]) -> str:
+    c = results["config"]
+    opts = ", ".join(f"{k}={v}" for k, v in c.get("scenario_options", {}).items())
+    title = f"{c['dataset']} / {c['model']} / {c['scenario']}" + (f" ({opts})" if opts else "")
+    seeds = ", ".join(str(s) for s in c["seeds"])
+    parts = [f"# unlearnkit results: {title}\n",
+             f"Seeds: {seeds}. Accuracies and MIA-efficacy in %, mean ± std over seeds. "
+             "Avg gap = mean |metric − Retrain's| over forget/retain/test acc and MIA-efficacy, in points "
+             "(lower is better). Speedup = Retrain time / method time (unlearning call only).\n",
+             markdown_table(results["summary"])]
+    gaps = [e for e in results["summary"] if e.get("gaps")]
+    if gaps:
+        parts.append("\nSigned gaps to Retrain in points (negative forget acc / positive MIA = more "
+                     "forgetting than Retrain):\n")
+        names = list(gaps[0]["gaps"])
+        parts.append("| Method | " + " | ".join(names) + " |\n|---|" + "---:|" * len(names))
+        for e in gaps:
+            parts.append(f"| `{e['method']}` | " + " | ".join(f"{100 * e['gaps'].get(n, float('nan')):+.1f}"
+                                                             for n in names) + " |")
+    return "\n".join(parts) + "\n"
+
+
+def plot_tradeoff(summary: list[dict], path: Path, title: str = "") -> Optional[Path]:
+    """Scatter: forgetting (|forget acc gap| and MIA gap to Retrain) vs utility (test acc)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    pts = [e for e in summary if "test_acc" in e["mean"] and e.get("gaps")]
+    if not pts:
+        log.info("plot skipped: no method has a gap to Retrain")
+        return None
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    for ax, metric, label in ((axes[0], "forget_acc", "|forget acc − Retrain| (pts)"),
+                              (axes[1], "mia_efficacy", "|MIA-efficacy − Retrain| (pts)")):
+        for e in pts:
+            gx = 100 * abs(e["gaps"].get(metric, float("nan")))
+            ty = 100 * e["mean"]["test_acc"]
+            ax.scatter(gx, ty, s=40)
+            ax.annotate(e["method"], (gx, ty), textcoords="offset points", xytext=(4, 4), fontsize=8)
+        ax.set_xlabel(label + "  ← closer to Retrain")
+        ax.set_ylabel("test accuracy (%)")
+        ax.grid(alpha=0.3)
+    fig.suptitle(title or "forgetting quality vs utility")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def write_outputs(results: dict[str, Any], out: Path) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out / "results.json", json.dumps(to_jsonable(results), indent=2))
+    atomic_write_text(out / "report.md", render_report(results))
+    c = results["config"]
+    plot_tradeoff(results["summary"], out / "tradeoff.png", f"{c['dataset']}/{c['model']}/{c['scenario']}")

@@ -1,0 +1,28 @@
+"""Exceptions raised by unlearnkit.
+
+Every user-facing error is a ``ValueError`` or ``TypeError`` subclass whose message names the
+offending value and says what to do about it, so callers can catch the standard exceptions.
+"""
+
+
+class UnlearnkitError(ValueError):
+    """Base class of all unlearnkit errors caused by bad input."""
+
+
+class UnknownNameError(UnlearnkitError, KeyError):
+    """A method, dataset, model, scenario or hyperparameter name that is not registered."""
+
+    def __str__(self) -> str:  # KeyError would otherwise quote the message
+        return str(self.args[0]) if self.args else ""
+
+
+class MissingSplitError(UnlearnkitError):
+    """A method needs a data split (retain, third_party, ...) that the task does not provide."""
+
+
+class DataError(UnlearnkitError):
+    """Forget/retain data is malformed: bad indices, empty sets, wrong shapes or labels."""
+
+
+class HyperparameterError(UnlearnkitError, TypeError):
+    """A hyperparameter has the wrong type or an invalid value."""

@@ -1,0 +1,257 @@
+"""Base classes of unlearning methods.
+
+``UnlearningMethod`` is a template method: ``unlearn()`` owns the chores (validate the task,
+copy the input model, device, seed, restore train/eval modes, check the state_dict keys) and calls
+the subclass's ``_unlearn(model, task)``, which holds only the algorithm.
+
+Two families sit below it:
+
+* ``IterativeMethod``: gradient-based methods. An epoch runs a *max phase* over forget batches
+  (``max_step``) and a *min phase* over retain batches (``min_step``); ``max_phase_active(epoch)``
+  and ``min_phase_active(epoch)`` schedule them, and ``run_epoch`` can be overridden for methods
+  that pair batches. ``update(loss)`` does the optimiser step and honours an update mask, so
+  "change only these weights" (SalUn, SAPS) is a property of the family, not of each method.
+* ``ClosedFormMethod``: methods that compute a weight update directly (SSD, Fisher, first/second
+  order updates); ``_unlearn`` edits the weights without an optimisation loop.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Any, ClassVar, Iterator, Optional
+
+import torch
+from torch import nn
+
+from ..data.split import Split
+from ..errors import HyperparameterError, MissingSplitError, UnknownNameError
+from ..params import Hyperparameters, hp
+from ..task import UnlearningTask
+from ..training import make_optimizer
+from ..utils import resolve_device, seeded
+
+log = logging.getLogger(__name__)
+
+
+class UnlearningMethod(ABC):
+    """Template for all methods. Subclasses set ``name``, ``summary``, ``Params`` and ``requires``
+    and implement ``_unlearn``; they are registered with ``@register_method``.
+
+    During ``_unlearn`` these attributes are available: ``self.params``, ``self.device``,
+    ``self.seed``, ``self.generator`` (seeded, for batch order) and ``self.original`` (a frozen
+    eval-mode copy of the input model, the natural teacher/anchor).
+    """
+
+    name: ClassVar[str] = ""
+    summary: ClassVar[str] = ""
+    family: ClassVar[str] = "other"
+    Params: ClassVar[type[Hyperparameters]] = Hyperparameters
+    #: splits of the task this method cannot run without
+    requires: ClassVar[tuple[str, ...]] = ("forget",)
+
+    def __init__(self, params: Optional[Hyperparameters] = None, **overrides: Any) -> None:
+        if params is not None and not isinstance(params, self.Params):
+            raise HyperparameterError(f"{self.name} expects {self.Params.__name__}, got {type(params).__name__}")
+        base = params.to_dict() if params is not None else {}
+        base.update(overrides)
+        self.params = self.Params.from_dict(base, owner=self.name or type(self).__name__)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.params})"
+
+    # -- the template ---------------------------------------------------------------------
+    def unlearn(
+        self,
+        model: nn.Module,
+        task: UnlearningTask,
+        *,
+        seed: int = 0,
+        device: str | torch.device = "auto",
+        inplace: bool = False,
+    ) -> nn.Module:
+        """Return a model that has forgotten ``task.forget``; the input model is left untouched
+        unless ``inplace``. The result has the input's state_dict keys, device and train/eval modes."""
+        if not isinstance(model, nn.Module):
+            raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+        if not isinstance(task, UnlearningTask):
+            raise TypeError(f"task must be an UnlearningTask, got {type(task).__name__}")
+        missing = [s for s in self.requires if getattr(task, s) is None]
+        if missing:
+            raise MissingSplitError(
+                f"method {self.name!r} needs the {', '.join(missing)} data but the task has none; "
+                f"pass {', '.join(f'{m}=...' for m in missing)} or choose a method that does not need it"
+            )
+        params = list(model.parameters())
+        home = params[0].device if params else torch.device("cpu")
+        modes = {name: m.training for name, m in model.named_modules()}
+        keys = list(model.state_dict().keys())
+
+        work = model if inplace else copy.deepcopy(model)
+        self.device = resolve_device(device)
+        self.seed = int(seed)
+        work.to(self.device)
+        task = task.to(self.device)
+        self.original = copy.deepcopy(work).eval()
+        for p in self.original.parameters():
+            p.requires_grad_(False)
+        try:
+            with seeded(self.seed):
+                self.generator = torch.Generator().manual_seed(self.seed)
+                result = self._unlearn(work, task)
+        finally:
+            del self.original
+        result = work if result is None else result
+        result.to(home)
+        for name, m in result.named_modules():
+            if name in modes:
+                m.train(modes[name])
+        if list(result.state_dict().keys()) != keys:
+            raise RuntimeError(f"method {self.name!r} changed the model's state_dict keys (a bug in the method)")
+        return result
+
+    @abstractmethod
+    def _unlearn(self, model: nn.Module, task: UnlearningTask) -> Optional[nn.Module]:
+        """The algorithm: modify ``model`` (already a copy, on ``self.device``) in place."""
+
+    # -- helpers for subclasses --------------------------------------------------------------
+    def batches(self, split: Split, batch_size: Optional[int] = None, shuffle: bool = True
+                ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        bs = batch_size or getattr(self.params, "batch_size", 64)
+        return split.batches(bs, shuffle=shuffle, generator=self.generator)
+
+    def num_classes(self, task: UnlearningTask) -> int:
+        if task.num_classes is not None:
+            return task.num_classes
+        with torch.no_grad():
+            return int(self.original(task.forget.x[:1]).shape[1])
+
+
+@dataclass
+class IterativeParams(Hyperparameters):
+    epochs: int = hp(5, "passes over the phase data")
+    lr: float = hp(0.01, "learning rate")
+    batch_size: int = hp(64, "mini-batch size")
+    optimizer: str = hp("sgd", "optimiser", choices=("sgd", "adam"))
+    momentum: float = hp(0.9, "SGD momentum")
+    weight_decay: float = hp(5e-4, "weight decay")
+
+
+class IterativeMethod(UnlearningMethod):
+    """Gradient-based methods with a max phase (forget data) and a min phase (retain data)."""
+
+    family = "iterative"
+    Params = IterativeParams
+    #: set by subclasses that implement the phases
+    has_max_phase: ClassVar[bool] = False
+    has_min_phase: ClassVar[bool] = False
+
+    def _unlearn(self, model: nn.Module, task: UnlearningTask) -> None:
+        self.model, self.task = model, task
+        self.update_mask: Optional[dict[str, torch.Tensor]] = None
+        model.train()
+        self.prepare(model, task)
+        self.optimizer = self.make_optimizer(model)
+        self.scheduler = self.make_scheduler(self.optimizer)
+        for epoch in range(self.params.epochs):
+            self.run_epoch(epoch)
+            if self.scheduler is not None:
+                self.scheduler.step()
+            if self.should_stop(epoch):
+                break
+        self.finish(model, task)
+
+    # -- hooks ------------------------------------------------------------------------------
+    def prepare(self, model: nn.Module, task: UnlearningTask) -> None:
+        """Called once before the first epoch (compute masks, teachers, noise...)."""
+
+    def finish(self, model: nn.Module, task: UnlearningTask) -> None:
+        """Called once after the last epoch."""
+
+    def should_stop(self, epoch: int) -> bool:
+        return False
+
+    def max_phase_active(self, epoch: int) -> bool:
+        return self.has_max_phase
+
+    def min_phase_active(self, epoch: int) -> bool:
+        return self.has_min_phase
+
+    def max_step(self, x: torch.Tensor, y: torch.Tensor, epoch: int) -> torch.Tensor:
+        """Loss to *minimise* on a forget batch (e.g. negative cross-entropy)."""
+        raise NotImplementedError
+
+    def min_step(self, x: torch.Tensor, y: torch.Tensor, epoch: int) -> torch.Tensor:
+        """Loss to minimise on a retain batch."""
+        raise NotImplementedError
+
+    def run_epoch(self, epoch: int) -> None:
+        if self.max_phase_active(epoch):
+            for x, y in self.batches(self.task.forget):
+                self.update(self.max_step(x, y, epoch))
+        if self.min_phase_active(epoch):
+            for x, y in self.batches(self.task.retain):
+                self.update(self.min_step(x, y, epoch))
+
+    def make_optimizer(self, model: nn.Module) -> torch.optim.Optimizer:
+        p = self.params
+        return make_optimizer([q for q in model.parameters() if q.requires_grad], p.optimizer, p.lr,
+                              p.momentum, p.weight_decay)
+
+    def make_scheduler(self, optimizer: torch.optim.Optimizer):
+        return None
+
+    # -- the optimiser step -------------------------------------------------------------------
+    def set_update_mask(self, mask: Optional[dict[str, torch.Tensor]]) -> None:
+        """Restrict every later update to entries where ``mask[name]`` is 1 (by parameter name).
+        Parameters absent from the mask are frozen. ``None`` lifts the restriction."""
+        if mask is not None:
+            names = dict(self.model.named_parameters())
+            unknown = set(mask) - set(names)
+            if unknown:
+                raise UnknownNameError(f"update mask names unknown parameters {sorted(unknown)}")
+            mask = {n: mask[n].to(p.device, p.dtype) if n in mask else torch.zeros_like(p)
+                    for n, p in names.items()}
+        self.update_mask = mask
+
+    def update(self, loss: torch.Tensor) -> None:
+        """zero_grad, backward, optimiser step; with an update mask, masked-out entries keep their
+        values exactly (gradients are masked and weight decay/momentum effects are undone)."""
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if self.update_mask is None:
+            self.optimizer.step()
+            return
+        named = dict(self.model.named_parameters())
+        before = {n: p.detach().clone() for n, p in named.items()}
+        for n, p in named.items():
+            if p.grad is not None:
+                p.grad.mul_(self.update_mask[n])
+        self.optimizer.step()
+        with torch.no_grad():
+            for n, p in named.items():
+                m = self.update_mask[n]
+                p.copy_(m * p + (1 - m) * before[n])
+
+
+class ClosedFormMethod(UnlearningMethod):
+    """Methods that compute the unlearned weights directly (no optimisation loop)."""
+
+    family = "closed_form"
+
+
+# -- the registry ------------------------------------------------------------------------------
+from ..registry import Registry  # noqa: E402  (kept beside the classes it registers)
+
+METHODS: Registry[type[UnlearningMethod]] = Registry("method")
+
+
+def register_method(cls: type[UnlearningMethod]) -> type[UnlearningMethod]:
+    """Class decorator: register a method under its ``name`` (duplicates raise)."""
+    if not cls.name:
+        raise TypeError(f"{cls.__name__} must set a class attribute 'name' before registering")
+    if not cls.summary:
+        raise TypeError(f"{cls.__name__} must set a one-line 'summary'")
+    return METHODS.register(cls.name)(cls)

@@ -1,0 +1,38 @@
+"""FT: fine-tune on the retain set ("catastrophic forgetting" of the forget set).
+
+Warnecke et al. / Golatkar et al. baseline, as run in Jia et al., "Model Sparsity Can Simplify
+Machine Unlearning", NeurIPS 2023 (https://arxiv.org/abs/2304.04934).
+
+    theta <- theta - lr * grad CE(f_theta(x_r), y_r)        for (x_r, y_r) in D_retain
+
+Defaults: 10 epochs, SGD lr 0.01, momentum 0.9, wd 5e-4 (reference scripts of Jia et al.).
+
+    >>> ft = get_method("ft", epochs=5)
+    >>> unlearned = ft.unlearn(model, task)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from torch.nn import functional as F
+
+from .base import IterativeMethod, IterativeParams, hp, register_method
+
+
+@dataclass
+class FTParams(IterativeParams):
+    epochs: int = hp(10, "fine-tuning epochs on retain", "Jia et al. 2023 scripts")
+    lr: float = hp(0.01, "SGD learning rate", "Jia et al. 2023 scripts")
+
+
+@register_method
+class FineTune(IterativeMethod):
+    name = "ft"
+    summary = "fine-tune on the retain set"
+    Params = FTParams
+    requires = ("forget", "retain")
+    has_min_phase = True
+
+    def min_step(self, x, y, epoch):
+        return F.cross_entropy(self.model(x), y)

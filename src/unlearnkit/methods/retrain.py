@@ -1,0 +1,40 @@
+"""Retrain: train from scratch on the retain set only - the gold standard unlearning targets.
+
+Re-initialises every layer of the given architecture (``reset_parameters``) and trains it with the
+original model's recipe (``task.recipe``, or the hyperparameters below when the task has none).
+For correction requests (``task.corrected`` set) it trains on retain + the corrected examples.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+from ..data.split import Split
+from ..models import reinitialize
+from ..training import TrainRecipe, train_model
+from .base import Hyperparameters, UnlearningMethod, hp, register_method
+
+
+@dataclass
+class RetrainParams(Hyperparameters):
+    epochs: Optional[int] = hp(None, "epochs; None = the original model's recipe (task.recipe)")
+    lr: float = hp(0.05, "learning rate when the task carries no recipe")
+    optimizer: str = hp("sgd", "optimiser when the task carries no recipe", choices=("sgd", "adam"))
+
+
+@register_method
+class Retrain(UnlearningMethod):
+    name = "retrain"
+    summary = "train from scratch on the retain set with the original recipe (gold standard)"
+    family = "reference"
+    Params = RetrainParams
+    requires = ("forget", "retain")
+
+    def _unlearn(self, model, task):
+        recipe = task.recipe or TrainRecipe(optimizer=self.params.optimizer, lr=self.params.lr)
+        if self.params.epochs:
+            recipe = TrainRecipe(**{**recipe.to_dict(), "epochs": self.params.epochs})
+        reinitialize(model)
+        data = task.retain if task.corrected is None else Split.concat(task.retain, task.corrected)
+        return train_model(model, data, recipe, seed=self.seed, device=self.device)

@@ -1,0 +1,49 @@
+"""RL: random labels on the forget set, fine-tuning on forget + retain.
+
+Golatkar et al., CVPR 2020 baseline; used as in Fan et al., "SalUn", ICLR 2024
+(https://arxiv.org/abs/2310.12508).
+
+    relabel each forget example with a uniformly random *wrong* class, then minimise
+    CE over D_forget(random labels) + D_retain
+
+Defaults: 10 epochs, SGD lr 0.01 (SalUn reference scripts for RL use lr ~1e-2). Random labels are
+drawn once, from the method's seed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch.nn import functional as F
+
+from ..data.split import Split
+from .base import IterativeMethod, IterativeParams, hp, register_method
+
+
+def random_wrong_labels(y: torch.Tensor, num_classes: int, generator: torch.Generator) -> torch.Tensor:
+    """Uniform random labels different from ``y`` (shift by 1..C-1 modulo C)."""
+    shift = torch.randint(1, num_classes, y.shape, generator=generator).to(y.device)
+    return (y + shift) % num_classes
+
+
+@dataclass
+class RLParams(IterativeParams):
+    epochs: int = hp(10, "epochs over forget(random labels) + retain", "Fan et al. 2024 scripts")
+    lr: float = hp(0.01, "SGD learning rate", "Fan et al. 2024 scripts")
+
+
+@register_method
+class RandomLabel(IterativeMethod):
+    name = "rl"
+    summary = "relabel forget samples randomly and fine-tune on them plus retain"
+    Params = RLParams
+    requires = ("forget", "retain")
+
+    def prepare(self, model, task):
+        wrong = random_wrong_labels(task.forget.y.cpu(), self.num_classes(task), self.generator)
+        self.train_set = Split.concat(task.forget.with_labels(wrong.to(task.forget.y.device)), task.retain)
+
+    def run_epoch(self, epoch):
+        for x, y in self.batches(self.train_set):
+            self.update(F.cross_entropy(self.model(x), y))

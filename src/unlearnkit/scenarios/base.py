@@ -1,0 +1,103 @@
+"""Scenarios: how forget / retain / test / third-party data are drawn from a dataset.
+
+A ``Scenario`` turns a ``DatasetBundle`` and a seed into ``ScenarioData``: the set the original
+model trains on, the ``UnlearningTask`` a method receives, and any extra evaluation splits.
+Options are typed ``Hyperparameters``; the CLI exposes every scenario option as ``--option-name``.
+Forget indices depend only on (dataset, options, seed).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Optional
+
+import numpy as np
+from torch import nn
+
+from ..data.datasets import DatasetBundle
+from ..data.split import Split
+from ..errors import DataError
+from ..params import Hyperparameters
+from ..registry import Registry
+from ..task import UnlearningTask
+
+
+@dataclass
+class ScenarioData:
+    """Everything one scenario instance produces for one seed."""
+
+    train: Split                      # what the original model is trained on
+    forget_indices: np.ndarray        # rows of ``train`` to forget
+    task: UnlearningTask              # what a method sees (retain = train minus forget, ...)
+    eval_splits: dict[str, Split] = field(default_factory=dict)  # extra splits for extra metrics
+    train_key: Optional[str] = None   # identifies a modified training set (None = the clean one)
+
+
+class Scenario(ABC):
+    name: ClassVar[str] = ""
+    summary: ClassVar[str] = ""
+    Options: ClassVar[type[Hyperparameters]] = Hyperparameters
+
+    def __init__(self, **options: Any) -> None:
+        self.options = self.Options.from_dict(options, owner=f"scenario {self.name!r}")
+
+    @abstractmethod
+    def build(self, bundle: DatasetBundle, seed: int) -> ScenarioData:
+        """Draw the forget set (deterministically from ``seed``) and assemble the task."""
+
+    def extra_metrics(self, model: nn.Module, data: ScenarioData) -> dict[str, Any]:
+        """Scenario-specific metrics of a model (e.g. ASR for backdoors, forgotten-class test acc)."""
+        return {}
+
+
+SCENARIOS: Registry[type[Scenario]] = Registry("scenario")
+
+
+def register_scenario(cls: type[Scenario]) -> type[Scenario]:
+    if not cls.name or not cls.summary:
+        raise TypeError(f"{cls.__name__} must set 'name' and 'summary'")
+    return SCENARIOS.register(cls.name)(cls)
+
+
+def resolve_count(size: float, n: int, what: str = "forget-size") -> int:
+    """A fraction in (0, 1) of ``n`` or an absolute count >= 1."""
+    if size <= 0:
+        raise DataError(f"{what}={size} must be > 0 (a fraction in (0, 1) or a count)")
+    count = int(round(size * n)) if size < 1 else int(size)
+    if size >= 1 and size != int(size):
+        raise DataError(f"{what}={size}: a count must be a whole number")
+    if count < 1:
+        raise DataError(f"{what}={size} selects no example out of {n}; use a larger value")
+    if count >= n:
+        raise DataError(f"{what}={size} selects all {n} training examples; nothing would remain to "
+                        "retain - use a smaller forget set")
+    return count
+
+
+def check_indices(indices: Any, n: int) -> np.ndarray:
+    """Validate explicit forget indices into a training set of size ``n``."""
+    idx = np.asarray(indices)
+    if idx.size == 0:
+        raise DataError("the forget set is empty: give at least one index")
+    if idx.ndim != 1 or not np.issubdtype(idx.dtype, np.integer):
+        raise DataError(f"forget indices must be a 1-D list of integers, got {idx.dtype} shape {idx.shape}")
+    bad = idx[(idx < 0) | (idx >= n)]
+    if bad.size:
+        raise DataError(f"forget index {int(bad[0])} is out of range for a training set of {n} examples")
+    uniq, counts = np.unique(idx, return_counts=True)
+    if (counts > 1).any():
+        raise DataError(f"forget index {int(uniq[counts > 1][0])} appears more than once")
+    if uniq.size >= n:
+        raise DataError(f"the forget set covers all {n} training examples; nothing would remain to retain")
+    return np.sort(idx.astype(np.int64))
+
+
+def make_task(bundle: DatasetBundle, train: Split, forget_idx: np.ndarray, **overrides: Any) -> UnlearningTask:
+    """Task with forget = train[forget_idx], retain = the rest, the bundle's test and third-party sets."""
+    mask = np.ones(len(train), dtype=bool)
+    mask[forget_idx] = False
+    fields_ = dict(forget=train.subset(forget_idx), retain=train.subset(np.flatnonzero(mask)),
+                   test=bundle.test, third_party=bundle.third_party, num_classes=bundle.num_classes)
+    fields_.update(overrides)
+    return UnlearningTask(**fields_)

@@ -1,0 +1,114 @@
+"""The one training loop used for original models, Retrain and fine-tuning baselines."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict, dataclass, fields
+from typing import Optional
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from .data.split import Split
+from .errors import HyperparameterError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TrainRecipe:
+    """How a model is trained from scratch. Part of the cache key of trained models."""
+
+    optimizer: str = "sgd"  # "sgd" | "adam"
+    lr: float = 0.05
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    epochs: int = 30
+    batch_size: int = 64
+    schedule: str = "cosine"  # "cosine" | "constant"
+
+    def __post_init__(self) -> None:
+        if self.optimizer not in ("sgd", "adam"):
+            raise HyperparameterError(f"optimizer {self.optimizer!r} is not supported; use 'sgd' or 'adam'")
+        if self.schedule not in ("cosine", "constant"):
+            raise HyperparameterError(f"schedule {self.schedule!r} is not supported; use 'cosine' or 'constant'")
+        if self.epochs < 1 or self.batch_size < 1 or self.lr <= 0:
+            raise HyperparameterError(f"recipe needs epochs >= 1, batch_size >= 1, lr > 0: {self}")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "TrainRecipe":
+        names = {f.name for f in fields(cls)}
+        unknown = set(values) - names
+        if unknown:
+            raise HyperparameterError(f"unknown training-recipe key(s) {sorted(unknown)}; valid: {sorted(names)}")
+        return cls(**values)
+
+
+#: Recipes that give a well-trained original model on each embedded (dataset, model) pair; see DESIGN.md.
+DEFAULT_RECIPES: dict[tuple[str, str], TrainRecipe] = {
+    ("digits", "cnn"): TrainRecipe("sgd", lr=0.05, epochs=30, batch_size=64),
+    ("digits", "mlp"): TrainRecipe("sgd", lr=0.05, epochs=30, batch_size=64),
+    ("mnist1d", "mlp"): TrainRecipe("adam", lr=1e-3, momentum=0.0, weight_decay=0.0, epochs=60,
+                                    batch_size=64, schedule="constant"),
+    ("mnist1d", "cnn1d"): TrainRecipe("adam", lr=1e-3, momentum=0.0, weight_decay=0.0, epochs=60,
+                                      batch_size=64, schedule="constant"),
+    ("synthetic", "mlp"): TrainRecipe("adam", lr=3e-3, momentum=0.0, weight_decay=0.0, epochs=20,
+                                      batch_size=64, schedule="constant"),
+    ("cifar10", "resnet18"): TrainRecipe("sgd", lr=0.1, epochs=100, batch_size=256),
+    ("cifar100", "resnet18"): TrainRecipe("sgd", lr=0.1, epochs=100, batch_size=256),
+}
+
+
+def default_recipe(dataset: str, model: str) -> TrainRecipe:
+    return DEFAULT_RECIPES.get((dataset, model), TrainRecipe())
+
+
+def make_optimizer(params, name: str, lr: float, momentum: float = 0.9, weight_decay: float = 0.0):
+    if name == "sgd":
+        return torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay)
+    if name == "adam":
+        return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
+    raise HyperparameterError(f"optimizer {name!r} is not supported; use 'sgd' or 'adam'")
+
+
+def train_model(
+    model: nn.Module,
+    data: Split,
+    recipe: TrainRecipe,
+    *,
+    seed: int = 0,
+    device: Optional[torch.device] = None,
+    progress: bool = False,
+    desc: str = "train",
+) -> nn.Module:
+    """Train ``model`` in place on ``data`` with cross-entropy and return it (in eval mode).
+
+    Batch order depends only on ``seed``; the caller seeds initialisation.
+    """
+    device = device or next(model.parameters()).device
+    model.to(device).train()
+    data = data.to(device)
+    opt = make_optimizer(model.parameters(), recipe.optimizer, recipe.lr, recipe.momentum, recipe.weight_decay)
+    sched = None
+    if recipe.schedule == "cosine":
+        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=recipe.epochs)
+    gen = torch.Generator().manual_seed(seed)
+    epochs = range(recipe.epochs)
+    if progress:
+        from tqdm.auto import tqdm
+
+        epochs = tqdm(epochs, desc=desc, leave=False)
+    for _ in epochs:
+        for xb, yb in data.batches(recipe.batch_size, shuffle=True, generator=gen):
+            if len(yb) < 2 and any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules()):
+                continue  # a batch of one breaks BatchNorm statistics
+            opt.zero_grad(set_to_none=True)
+            F.cross_entropy(model(xb), yb).backward()
+            opt.step()
+        if sched is not None:
+            sched.step()
+    return model.eval()
