@@ -95,7 +95,12 @@ def _convert(owner: str, name: str, value: Any, typ: Any) -> Any:
                 raise ValueError
             if isinstance(value, float) and not value.is_integer():
                 raise ValueError
-            return int(float(value)) if isinstance(value, str) and "." in value else int(value)
+            if isinstance(value, str):
+                number = float(value)  # accepts "5", "5.0" and "1e3"; rejects "2.5" below
+                if not number.is_integer():
+                    raise ValueError
+                return int(number)
+            return int(value)
         if typ is float:
             if isinstance(value, bool):
                 raise ValueError

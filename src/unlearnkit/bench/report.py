@@ -14,7 +14,7 @@ from ..utils import atomic_write_text, to_jsonable
 log = logging.getLogger(__name__)
 
 #: metrics averaged over seeds, in display order; scenario extras are appended when present
-SUMMARY_METRICS = list(CORE_METRICS) + ["js_to_retrain", "time_s"]
+SUMMARY_METRICS = list(CORE_METRICS) + ["js_to_retrain", "forget_loss", "time_s"]
 NON_METRIC_KEYS = {"method", "scenario", "dataset", "model", "seed", "request"}
 
 
@@ -70,7 +70,8 @@ def _pct(mean: Optional[float], std: Optional[float] = None) -> str:
 
 PERCENT_METRICS = {"forget_acc": "Forget acc", "retain_acc": "Retain acc", "test_acc": "Test acc",
                    "mia_efficacy": "MIA-eff.", "test_forget_acc": "Test acc (forgotten class)",
-                   "asr": "ASR", "goal_success": "Goal success"}
+                   "asr": "ASR", "goal_success": "Goal success",
+                   "forget_prev_acc": "Acc earlier requests"}
 
 
 def markdown_table(summary: list[dict], title: str = "") -> str:
@@ -78,14 +79,18 @@ def markdown_table(summary: list[dict], title: str = "") -> str:
     if not summary:
         return "(no results)\n"
     present = [m for m in PERCENT_METRICS if any(m in e["mean"] for e in summary)]
-    head = ["Method"] + [PERCENT_METRICS[m] for m in present] + ["JS→Retrain", "Avg gap ↓", "Time (s)", "Speedup"]
+    head = ["Method"] + [PERCENT_METRICS[m] for m in present] + ["JS→Retrain", "Forget loss", "Avg gap ↓",
+                                                                  "Time (s)", "Speedup"]
     lines = [f"### {title}\n" if title else "", "| " + " | ".join(head) + " |",
              "|" + "|".join(["---"] + ["---:"] * (len(head) - 1)) + "|"]
     for e in summary:
         mean, std = e["mean"], e["std"]
-        cells = [f"`{e['method']}`"] + [_pct(mean.get(m), std.get(m)) for m in present]
+        label = f"`{e['method']}`" + (f" (request {e['request']})" if e.get("request") is not None else "")
+        cells = [label] + [_pct(mean.get(m), std.get(m)) for m in present]
         js = mean.get("js_to_retrain")
         cells.append("—" if js is None else f"{js:.4f}")
+        loss = mean.get("forget_loss")
+        cells.append("—" if loss is None else f"{loss:.3f}")
         gap = e.get("avg_gap")
         cells.append("—" if gap is None or math.isnan(gap) else f"{100 * gap:.2f}")
         t = mean.get("time_s")

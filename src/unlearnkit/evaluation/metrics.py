@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 from typing import Iterable, Optional, Sequence
 
@@ -11,6 +12,8 @@ from torch import nn
 from torch.nn import functional as F
 
 from ..data.split import Split
+
+log = logging.getLogger(__name__)
 
 CORE_METRICS = ("forget_acc", "retain_acc", "test_acc", "mia_efficacy")
 
@@ -40,9 +43,23 @@ def accuracy(model: nn.Module, split: Optional[Split]) -> float:
     return float((predict_logits(model, split).argmax(1) == split.y.cpu()).float().mean())
 
 
+def mean_loss(model: nn.Module, split: Optional[Split]) -> float:
+    """Mean cross-entropy on ``split``: a finer signal of forgetting than accuracy when every
+    example stays correctly classified (e.g. random forgetting on an easy dataset)."""
+    if split is None or len(split) == 0:
+        return float("nan")
+    return float(F.cross_entropy(predict_logits(model, split), split.y.cpu()))
+
+
 def confidence(probs: torch.Tensor, labels: torch.Tensor) -> np.ndarray:
-    """p_y: the probability assigned to the true label."""
-    return probs.gather(1, labels.view(-1, 1).cpu()).squeeze(1).double().numpy()
+    """p_y: the probability assigned to the true label. A diverged model (NaN outputs) gets
+    confidence 0 for those examples rather than crashing the attack."""
+    conf = probs.gather(1, labels.view(-1, 1).cpu()).squeeze(1).double()
+    if not torch.isfinite(conf).all():
+        log.warning("model outputs are not finite for %d examples (a diverged model); "
+                    "their confidence counts as 0", int((~torch.isfinite(conf)).sum()))
+        conf = torch.nan_to_num(conf, nan=0.0, posinf=0.0, neginf=0.0)
+    return conf.numpy()
 
 
 def mia_efficacy(model: nn.Module, retain: Split, test: Split, forget: Split, seed: int = 0) -> float:

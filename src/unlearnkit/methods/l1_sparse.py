@@ -5,7 +5,10 @@ Jia et al., "Model Sparsity Can Simplify Machine Unlearning", NeurIPS 2023
 
     L_t = CE(retain batch) + alpha_t * ||theta||_1,   alpha_t = alpha * (1 - t / T)   (epoch t of T)
 
-Defaults: alpha 1e-4 (reference scripts, CIFAR-10 random forgetting), 10 epochs, SGD lr 0.01.
+Defaults: 10 epochs (reference); alpha 1e-3 and lr 0.03 tuned. The reference alpha 1e-4 / lr 0.01
+leaves our models unchanged (avg gap 0.88 / 23.8 points on digits / mnist1d); a sweep over alpha in
+{1e-4, 5e-4, 1e-3} x lr in {0.01, 0.03} on digits/cnn and mnist1d/mlp, random 10%, seeds 0-2, smallest mean avg gap over both picked alpha 1e-3, lr 0.03
+(0.40 / 12.7 points).
 """
 
 from __future__ import annotations
@@ -21,8 +24,8 @@ from .base import IterativeMethod, IterativeParams, hp, register_method
 @dataclass
 class L1SparseParams(IterativeParams):
     epochs: int = hp(10, "fine-tuning epochs on retain", "Jia et al. 2023 scripts")
-    lr: float = hp(0.01, "SGD learning rate", "Jia et al. 2023 scripts")
-    alpha: float = hp(1e-4, "initial L1 weight, decayed linearly to 0", "Jia et al. 2023 scripts")
+    lr: float = hp(0.03, "SGD learning rate", "tuned (reference 0.01), see module docstring")
+    alpha: float = hp(1e-3, "initial L1 weight, decayed linearly to 0", "tuned (reference 1e-4)")
 
 
 def l1_norm(model: torch.nn.Module) -> torch.Tensor:

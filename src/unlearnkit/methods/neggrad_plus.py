@@ -6,8 +6,10 @@ Kurmanji et al., "Towards Unbounded Machine Unlearning" (SCRUB paper), NeurIPS 2
     L = alpha * CE(retain batch) - (1 - alpha) * CE(forget batch)
 
 Each retain batch is paired with the next forget batch (the forget set is cycled).
-Defaults: alpha 0.99 (the reference code's weighting keeps the retain term dominant), SGD lr 0.01,
-5 epochs.
+Defaults: 5 epochs; alpha 0.9 and SGD lr 0.03 tuned: with alpha 0.99 / lr 0.01 the ascent term is
+too weak to move our models (avg gap 0.86 / 23.9 points on digits / mnist1d, the same as doing
+nothing); a sweep over alpha in {0.9, 0.95, 0.99} x lr in {0.01, 0.03} on digits/cnn and mnist1d/mlp, random 10%, seeds 0-2, smallest mean avg gap over both
+picked alpha 0.9, lr 0.03 (0.83 / 10.4 points; it costs retain accuracy on mnist1d: 0.83).
 """
 
 from __future__ import annotations
@@ -23,9 +25,9 @@ from .base import IterativeMethod, IterativeParams, hp, register_method
 @dataclass
 class NegGradPlusParams(IterativeParams):
     epochs: int = hp(5, "epochs over the retain set", "Kurmanji et al. 2023 code")
-    lr: float = hp(0.01, "SGD learning rate", "Kurmanji et al. 2023 code")
-    alpha: float = hp(0.99, "weight of the retain loss; 1 - alpha weighs the forget ascent",
-                      "Kurmanji et al. 2023 code")
+    lr: float = hp(0.03, "SGD learning rate", "tuned, see module docstring")
+    alpha: float = hp(0.9, "weight of the retain loss; 1 - alpha weighs the forget ascent",
+                      "tuned, see module docstring")
 
 
 @register_method
