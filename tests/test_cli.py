@@ -88,3 +88,18 @@ def test_yaml_config_with_flag_overrides(tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text("datasett: digits\n")
     assert main(["run", "--config", str(bad), "--out", str(out)]) == 2
+
+
+def test_demo_end_to_end_on_one_seed(tmp_path, capsys):
+    out = tmp_path / "demo"
+    assert main(["demo", "--seeds", "0", "--quiet", "--out", str(out), "--cache-dir", str(tmp_path / "c")]) == 0
+    printed = capsys.readouterr().out
+    results = json.loads((out / "results.json").read_text())
+    methods = [r["method"] for r in results["rows"]]
+    assert methods == ["original", "retrain", "ft", "ga", "neggrad_plus", "rl", "l1_sparse"]
+    original = results["rows"][0]
+    assert original["forget_acc"] >= 0.99
+    for row in results["rows"][2:]:
+        # every baseline changes the model's behaviour on the forget set
+        assert row["js_to_retrain"] != original["js_to_retrain"] or row["forget_loss"] != original["forget_loss"]
+    assert "| `l1_sparse` |" in printed and (out / "tradeoff.png").exists()

@@ -11,17 +11,18 @@ from __future__ import annotations
 import json
 import logging
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Iterator, Optional
 
+import numpy as np
 import torch
 from torch import nn
 
 from .._version import __version__
 from ..data import DatasetBundle, load_dataset
 from ..errors import UnlearnkitError
-from ..evaluation.metrics import accuracy, js_to_model, mia_efficacy
+from ..evaluation.metrics import accuracy, js_to_model, mean_loss, mia_efficacy
 from ..methods import METHODS, get_method
 from ..models import build_model
 from ..scenarios import Scenario, ScenarioData, get_scenario
@@ -135,6 +136,7 @@ class Experiment:
 
         original, original_meta = self.cache.get_or_create(key, self.new_model(seed), train_original)
         original.eval()
+        scenario.prepare_task(original, data)  # e.g. relabel targets that depend on the original
 
         retrain_key = {**key, "kind": "retrain", "forget": stable_hash(data.forget_indices.tolist()),
                        "corrected": None if data.task.corrected is None
@@ -157,6 +159,7 @@ class Experiment:
             "test_acc": accuracy(model, task.test),
             "mia_efficacy": mia_efficacy(model, task.retain, task.test, task.forget, seed=ctx.seed),
             "js_to_retrain": js_to_model(model, ctx.retrain, task.forget),
+            "forget_loss": mean_loss(model, task.forget),
         }
         row.update(ctx.scenario.extra_metrics(model, ctx.data))
         return row
@@ -179,6 +182,42 @@ class Experiment:
         row["time_s"] = seconds
         return row
 
+    def run_cell(self, ctx: SeedContext, name: str) -> list[dict[str, Any]]:
+        """The rows of one (method, seed) cell: one row, or one per request when the scenario makes
+        sequential deletion requests (``ctx.data.requests``)."""
+        if not ctx.data.requests:
+            return [self.run_method(ctx, name)]
+        return self.run_requests(ctx, name)
+
+    def run_requests(self, ctx: SeedContext, name: str) -> list[dict[str, Any]]:
+        """Continual deletion: the method is applied to the same model request after request (it sees
+        only the current request's forget rows). The row of request r (``request`` = r, ``time_s`` of
+        that call) is evaluated on every instance forgotten so far, and ``forget_prev_acc`` on those of
+        the earlier requests. Original and Retrain (trained once without every requested instance)
+        are evaluated the same way."""
+        params = self.config.method_params.get(name, {})
+        fixed = {"original": ctx.original, "retrain": None if params else ctx.retrain}.get(name)
+        method = None if fixed is not None else get_method(name, **params)
+        model, rows, seen = ctx.original, [], np.empty(0, dtype=np.int64)
+        for r, request in enumerate(ctx.data.requests, start=1):
+            prev, seen = seen, np.concatenate([seen, request])
+            if method is None:
+                model, seconds = fixed, float(ctx.retrain_meta["time_s"]) if name == "retrain" else 0.0
+            else:
+                task = ctx.scenario.forget_subset(ctx.data, request).task
+                with Timer() as t:
+                    model = method.unlearn(model, task, seed=ctx.seed, device=self.device)
+                seconds = t.seconds
+            view = replace(ctx, data=ctx.scenario.forget_subset(ctx.data, seen))
+            row = {"method": name, "scenario": self.config.scenario, "dataset": self.config.dataset,
+                   "model": self.config.model, "seed": ctx.seed, "request": r}
+            row.update(self.evaluate(model, view))
+            if len(prev):
+                row["forget_prev_acc"] = accuracy(model, ctx.data.task.forget.subset(prev))
+            row["time_s"] = seconds
+            rows.append(row)
+        return rows
+
 
 def cell_key(config: ExperimentConfig, method: str, seed: int) -> str:
     """Identity of one (method, seed) cell: everything in the config that can change its row."""
@@ -189,15 +228,16 @@ def cell_key(config: ExperimentConfig, method: str, seed: int) -> str:
                         "seed": seed, "version": __version__})
 
 
-def _read_rows(path: Path) -> dict[str, dict]:
-    rows: dict[str, dict] = {}
+def _read_rows(path: Path) -> dict[str, list[dict]]:
+    """Cell key -> its rows (a line holds "row", or "rows" for a cell of sequential requests)."""
+    rows: dict[str, list[dict]] = {}
     if path.exists():
         for line in path.read_text().splitlines():
             try:
                 item = json.loads(line)
             except json.JSONDecodeError:  # a line cut by a kill: that cell simply runs again
                 continue
-            rows[item["cell"]] = item["row"]
+            rows[item["cell"]] = item["rows"] if "rows" in item else [item["row"]]
     return rows
 
 
@@ -219,7 +259,7 @@ def run_experiment(config: ExperimentConfig, out_dir: str | Path, *, cache: Opti
     for seed, name in cells:
         key = cell_key(config, name, seed)
         if key in done and str(seed) in _saved_indices(out):
-            rows.append(done[key])
+            rows.extend(done[key])
             forget_indices[str(seed)] = _saved_indices(out)[str(seed)]
             bar.update(1)
             continue
@@ -229,17 +269,21 @@ def run_experiment(config: ExperimentConfig, out_dir: str | Path, *, cache: Opti
             forget_indices[str(seed)] = ctx.data.forget_indices.tolist()
             _save_indices(out, forget_indices)
         bar.set_postfix_str(f"seed {seed}: {name}")
-        row = exp.run_method(ctx, name)
+        cell_rows = exp.run_cell(ctx, name)
+        record = {"cell": key, "row": cell_rows[0]} if len(cell_rows) == 1 else {"cell": key, "rows": cell_rows}
         with rows_path.open("a") as handle:
-            handle.write(json.dumps(to_jsonable({"cell": key, "row": row})) + "\n")
+            handle.write(json.dumps(to_jsonable(record)) + "\n")
             handle.flush()
-        rows.append(row)
+        rows.extend(cell_rows)
+        row = cell_rows[-1]
         bar.update(1)
-        log.info("seed %d %-14s forget %.3f test %.3f time %.2fs", seed, name, row["forget_acc"],
+        log.debug("seed %d %-14s forget %.3f test %.3f time %.2fs", seed, name, row["forget_acc"],
                  row["test_acc"], row["time_s"])
     bar.close()
     results = {"unlearnkit_version": __version__, "config": config.to_dict(), "rows": rows,
-               "summary": summarize(rows), "forget_indices": forget_indices}
+               "summary": summarize(rows, group_keys=("method", "request") if any("request" in r for r in rows)
+                                    else ("method",)),
+               "forget_indices": forget_indices}
     write_outputs(results, out)
     return results
 

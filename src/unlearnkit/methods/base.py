@@ -137,6 +137,10 @@ class IterativeParams(Hyperparameters):
     optimizer: str = hp("sgd", "optimiser", choices=("sgd", "adam"))
     momentum: float = hp(0.9, "SGD momentum")
     weight_decay: float = hp(5e-4, "weight decay")
+    select: str = hp("all", "update only these parameters (SAPS, arXiv 2504.06398; see methods/selection.py); "
+                     "all = no restriction", choices=("hessian", "fisher", "grad", "random", "last_layer", "all"))
+    select_fraction: float = hp(0.05, "fraction of parameter entries kept by select (hessian/fisher/grad/random)",
+                                "SAPS paper uses a few percent")
 
 
 class IterativeMethod(UnlearningMethod):
@@ -151,8 +155,12 @@ class IterativeMethod(UnlearningMethod):
     def _unlearn(self, model: nn.Module, task: UnlearningTask) -> None:
         self.model, self.task = model, task
         self.update_mask: Optional[dict[str, torch.Tensor]] = None
+        selection = self.selection_mask(model, task)  # at the learned parameters, before prepare
         model.train()
         self.prepare(model, task)
+        if selection is not None:  # intersect with any mask the method set itself (e.g. SalUn)
+            own = self.update_mask
+            self.set_update_mask(selection if own is None else {n: m * own[n] for n, m in selection.items()})
         self.optimizer = self.make_optimizer(model)
         self.scheduler = self.make_scheduler(self.optimizer)
         for epoch in range(self.params.epochs):
@@ -202,6 +210,17 @@ class IterativeMethod(UnlearningMethod):
 
     def make_scheduler(self, optimizer: torch.optim.Optimizer):
         return None
+
+    def selection_mask(self, model: nn.Module, task: UnlearningTask) -> Optional[dict[str, torch.Tensor]]:
+        """The ``select`` / ``select_fraction`` mask (None for ``select="all"``: no extra cost). Scores
+        are computed on the forget set (plus ``task.corrected`` when present) at the input weights;
+        random draws use their own seeded generator so batch order is unchanged."""
+        choice = getattr(self.params, "select", "all")
+        if choice == "all":
+            return None
+        from .selection import select_params, selection_data
+        return select_params(model, selection_data(task), self.params.select_fraction, score=choice,
+                             generator=torch.Generator().manual_seed(self.seed + 7919))
 
     # -- the optimiser step -------------------------------------------------------------------
     def set_update_mask(self, mask: Optional[dict[str, torch.Tensor]]) -> None:

@@ -9,7 +9,7 @@ Forget indices depend only on (dataset, options, seed).
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar, Optional
 
 import numpy as np
@@ -32,6 +32,8 @@ class ScenarioData:
     task: UnlearningTask              # what a method sees (retain = train minus forget, ...)
     eval_splits: dict[str, Split] = field(default_factory=dict)  # extra splits for extra metrics
     train_key: Optional[str] = None   # identifies a modified training set (None = the clean one)
+    # continual deletion: rows of ``task.forget`` of each sequential request (empty = one request)
+    requests: list[np.ndarray] = field(default_factory=list)
 
 
 class Scenario(ABC):
@@ -49,6 +51,21 @@ class Scenario(ABC):
     def extra_metrics(self, model: nn.Module, data: ScenarioData) -> dict[str, Any]:
         """Scenario-specific metrics of a model (e.g. ASR for backdoors, forgotten-class test acc)."""
         return {}
+
+    def prepare_task(self, original: nn.Module, data: ScenarioData) -> None:
+        """Called by the runner once the original model exists, before any method runs: complete
+        ``data.task`` with what depends on that model (e.g. default relabel targets). No-op here."""
+
+    def forget_subset(self, data: ScenarioData, rows: Any) -> ScenarioData:
+        """``data`` restricted to the forget rows ``rows`` (one request, or all requests so far);
+        retain/test stay as they are. Scenarios with per-instance metadata extend this."""
+        rows = np.asarray(rows, dtype=np.int64)
+        task = data.task
+        corrected = task.corrected  # subset too when it is aligned with the forget rows
+        if corrected is not None and len(corrected) == len(task.forget):
+            corrected = corrected.subset(rows)
+        sub_task = replace(task, forget=task.forget.subset(rows), corrected=corrected, metadata=dict(task.metadata))
+        return replace(data, forget_indices=data.forget_indices[rows], task=sub_task, requests=[])
 
 
 SCENARIOS: Registry[type[Scenario]] = Registry("scenario")

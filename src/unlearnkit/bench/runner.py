@@ -1,0 +1,224 @@
+"""Run a benchmark spec: pending cells go to a backend, finished cells go to the results store.
+
+Backends: ``local`` (default; a process pool, or in-process with one worker) and ``ray`` (the
+``unlearnkit[ray]`` extra; cells become Ray tasks, local Ray unless an address is given). Workers
+only compute; the coordinating process alone writes the store, one transaction per cell, so the
+store semantics are the same on every backend. Trained originals and Retrain models come from the
+shared ``ModelCache`` (file locks, atomic writes); on a cluster its directory must be shared.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import platform
+import sys
+import time
+import traceback
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Any, Callable, Iterator, Optional
+
+from ..errors import UnlearnkitError
+from ..utils import stable_hash
+from .cache import ModelCache
+from .experiment import Experiment, ExperimentConfig
+from .spec import BenchSpec, Cell, base_hash
+from .store import ResultStore, code_version
+
+log = logging.getLogger(__name__)
+
+BACKENDS = ("local", "ray")
+
+
+# -- the worker side ------------------------------------------------------------------------------
+_EXPERIMENTS: "OrderedDict[str, Experiment]" = OrderedDict()
+_CONTEXTS: "OrderedDict[tuple, Any]" = OrderedDict()
+
+
+def _init_worker(threads: int) -> None:
+    import torch
+
+    torch.set_num_threads(max(1, threads))
+    logging.basicConfig(level=logging.WARNING)
+
+
+def execute_cell(payload: dict[str, Any]) -> dict[str, Any]:
+    """Compute one cell (pure: no store access). Reuses the experiment and seed context of earlier
+    cells in this process; the original and Retrain models come from the model cache."""
+    start = time.perf_counter()
+    config = ExperimentConfig(**payload["config"])
+    method, seed = payload["method"], payload["seed"]
+    out: dict[str, Any] = {"cell_key": payload["cell_key"], "host": platform.node()}
+    try:
+        h = stable_hash(config.to_dict())
+        exp = _EXPERIMENTS.get(h)
+        if exp is None:
+            cache = ModelCache(payload["cache_root"], enabled=payload["cache_enabled"])
+            exp = _EXPERIMENTS[h] = Experiment(config, cache=cache, progress=False)
+            while len(_EXPERIMENTS) > 4:
+                _EXPERIMENTS.popitem(last=False)
+        ctx_key = (base_hash(config), seed)
+        ctx, prepare_s = _CONTEXTS.get(ctx_key), 0.0
+        if ctx is None:
+            t0 = time.perf_counter()
+            ctx = exp.prepare(seed)
+            prepare_s = time.perf_counter() - t0
+            _CONTEXTS[ctx_key] = ctx
+            while len(_CONTEXTS) > 2:
+                _CONTEXTS.popitem(last=False)
+        out["forget_hash"] = stable_hash(ctx.data.forget_indices.tolist())
+        out["prepare_s"] = prepare_s
+        rows = exp.run_cell(ctx, method)
+        out.update(status="done", rows=rows, time_s=float(sum(r["time_s"] for r in rows)))
+    except UnlearnkitError as exc:  # e.g. a method that needs a split this scenario lacks
+        out.update(status="skipped", error=f"{type(exc).__name__}: {exc}")
+    except Exception as exc:  # noqa: BLE001 - recorded in the store, the grid goes on
+        out.update(status="error", error="".join(traceback.format_exception(type(exc), exc, exc.__traceback__))[-4000:])
+    out["wall_s"] = time.perf_counter() - start
+    return out
+
+
+# -- backends -------------------------------------------------------------------------------------
+def _local_backend(payloads: list[dict], workers: int, threads: int) -> Iterator[dict]:
+    if workers <= 1:
+        for p in payloads:
+            yield execute_cell(p)
+        return
+    import multiprocessing as mp
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+
+    with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn"),
+                             initializer=_init_worker, initargs=(threads,)) as pool:
+        pending = {pool.submit(execute_cell, p) for p in payloads}
+        try:
+            while pending:
+                done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                for f in done:
+                    yield f.result()
+        finally:
+            for f in pending:
+                f.cancel()
+
+
+def _ray_backend(payloads: list[dict], workers: int, threads: int, address: Optional[str]) -> Iterator[dict]:
+    try:
+        import ray
+    except ImportError:
+        raise UnlearnkitError("the ray backend needs Ray: pip install 'unlearnkit[ray]'") from None
+    started = False
+    if not ray.is_initialized():
+        kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False}
+        if address:
+            kwargs["address"] = address
+        else:
+            kwargs["num_cpus"] = max(1, workers)
+        ray.init(**kwargs, runtime_env={"env_vars": {"OMP_NUM_THREADS": str(threads)}})
+        started = True
+
+    @ray.remote(num_cpus=1)
+    def _task(payload):
+        _init_worker(threads)
+        return execute_cell(payload)
+
+    try:
+        refs = [_task.remote(p) for p in payloads]
+        while refs:
+            done, refs = ray.wait(refs, num_returns=1)
+            for ref in done:
+                yield ray.get(ref)
+    finally:
+        if started:
+            ray.shutdown()
+
+
+# -- the coordinator ------------------------------------------------------------------------------
+@dataclass
+class BenchSummary:
+    total: int
+    already: int
+    ran: int
+    done: int
+    skipped: int
+    errors: int
+    seconds: float
+
+
+def order_cells(cells: list[Cell]) -> list[Cell]:
+    """First the first cell of every (experiment, seed), so parallel workers train different
+    originals at once; then the rest grouped by (experiment, seed) so a worker reuses its context."""
+    firsts, rest, seen = [], [], set()
+    for c in cells:
+        k = (base_hash(c.config), c.seed)
+        (rest if k in seen else firsts).append(c)
+        seen.add(k)
+    return firsts + rest
+
+
+def run_bench(spec: BenchSpec, store: ResultStore, *, cache: Optional[ModelCache] = None, workers: int = 1,
+              backend: str = "local", ray_address: Optional[str] = None, retry_failed: bool = False,
+              progress: bool = True, status_line: Optional[Callable[[str], None]] = None,
+              threads: int = 1) -> BenchSummary:
+    """Run every pending cell of ``spec`` and record it in ``store``; cells already there are skipped
+    (``retry_failed`` also re-runs skipped/error cells)."""
+    if backend not in BACKENDS:
+        raise UnlearnkitError(f"unknown backend {backend!r}; valid: {', '.join(BACKENDS)}")
+    start = time.perf_counter()
+    cache = cache or ModelCache()
+    cells = spec.cells()
+    status = store.status_of(c.key for c in cells)
+    pending = [c for c in cells if c.key not in status or (retry_failed and status[c.key] != "done")]
+    pending = order_cells(pending)
+    by_key = {c.key: c for c in pending}
+    payloads = [{"config": c.config.to_dict(), "method": c.method, "seed": c.seed, "cell_key": c.key,
+                 "cache_root": str(cache.root), "cache_enabled": cache.enabled} for c in pending]
+    counts = {"done": 0, "skipped": 0, "error": 0}
+    bar = None
+    if progress and pending:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=len(pending), desc=f"{spec.name}: cells", unit="cell", file=sys.stderr)
+    say = status_line or ((lambda s: (bar.write(s, file=sys.stderr) if bar else print(s, file=sys.stderr)))
+                          if progress else (lambda s: None))
+    if not pending:
+        say(f"{spec.name}: all {len(cells)} cells already in {store.path}; nothing to do")
+    else:
+        say(f"{spec.name}: {len(pending)} of {len(cells)} cells to run ({len(cells) - len(pending)} already in "
+            f"the store), backend {backend}, {workers} worker(s)")
+    if pending:
+        results = (_ray_backend(payloads, workers, threads, ray_address) if backend == "ray"
+                   else _local_backend(payloads, workers, threads))
+        for n, res in enumerate(results, start=1):
+            cell = by_key[res["cell_key"]]
+            c = cell.config
+            store.put_run({
+                "cell_key": cell.key, "spec": spec.name, "grp": cell.group, "dataset": c.dataset, "model": c.model,
+                "scenario": c.scenario, "method": cell.method, "seed": cell.seed, "params": cell.params,
+                "config": {**c.to_dict(), "methods": [cell.method], "seeds": [cell.seed]},
+                "config_hash": base_hash(c), "forget_hash": res.get("forget_hash"), "code_version": code_version(),
+                "status": res["status"], "error": res.get("error"), "rows": res.get("rows"),
+                "time_s": res.get("time_s"), "prepare_s": res.get("prepare_s"), "wall_s": res.get("wall_s"),
+                "backend": backend, "host": res.get("host")})
+            counts[res["status"]] += 1
+            if bar:
+                bar.update(1)
+            say(_status_line(n, len(pending), cell, res))
+    if bar:
+        bar.close()
+    return BenchSummary(len(cells), len(cells) - len(pending), len(pending), counts["done"], counts["skipped"],
+                        counts["error"], time.perf_counter() - start)
+
+
+def _status_line(n: int, total: int, cell: Cell, res: dict) -> str:
+    head = f"[{n}/{total}] {cell.group} seed {cell.seed} {cell.method}:"
+    if res["status"] != "done":
+        reason = (res.get("error") or "").strip().splitlines()
+        return f"{head} {res['status']} ({reason[-1] if reason else ''})"
+    row = res["rows"][-1]
+    return (f"{head} forget {100 * row['forget_acc']:.1f} retain {100 * row['retain_acc']:.1f} "
+            f"test {100 * row['test_acc']:.1f} MIA {100 * row['mia_efficacy']:.1f} "
+            f"({row['time_s']:.2f} s unlearning, {res['wall_s']:.1f} s cell)")
+
+
+def default_workers() -> int:
+    return max(1, min(os.cpu_count() or 1, 8))

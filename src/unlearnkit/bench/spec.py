@@ -1,0 +1,205 @@
+"""Benchmark specs: a YAML grid of datasets x models x scenarios x methods x seeds.
+
+```yaml
+name: quick                      # names the default store (bench-results/<name>.sqlite)
+seeds: [0, 1, 2]
+datasets:                        # a name, or {name, options, models, recipe}
+  - {name: digits, models: [cnn]}
+scenarios:                       # a name, or {name, options, methods | extra_methods | exclude_methods}
+  - {name: random, options: {forget_size: 0.1}}
+  - {name: class, options: {forget_class: 3}, extra_methods: [unsir]}
+methods: [original, retrain, ft, ga]
+method_params: {ft: {epochs: 5}} # fixed hyperparameters (override defaults)
+search:                          # Optuna search spaces (tuned against Retrain on a validation split)
+  ga: {lr: {low: 1.0e-4, high: 1.0e-2, log: true}, epochs: {choices: [2, 5]}}
+tune: {trials: 8, seeds: [1000]}
+```
+
+One ``ExperimentConfig`` per (dataset, model, scenario); its cells are (method, seed). Every name is
+checked against the registries when the spec loads, so an unregistered method fails before any work.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+from ..errors import UnlearnkitError, UnknownNameError
+from ..utils import stable_hash
+from .experiment import ExperimentConfig, cell_key
+
+SPEC_KEYS = {"name", "description", "seeds", "datasets", "models", "scenarios", "methods", "method_params",
+             "search", "tune", "device"}
+
+
+def _label(name: str, options: dict) -> str:
+    if not options:
+        return name
+    return name + "(" + ",".join(f"{k}={options[k]}" for k in sorted(options)) + ")"
+
+
+@dataclass
+class Cell:
+    """One (experiment, method, seed) of the grid."""
+
+    config: ExperimentConfig
+    method: str
+    seed: int
+    key: str
+    group: str  # dataset/model/scenario label
+
+    @property
+    def params(self) -> dict:
+        return self.config.method_params.get(self.method, {})
+
+
+@dataclass
+class TuneSettings:
+    trials: int = 10
+    seeds: list[int] = field(default_factory=lambda: [1000])
+    timeout_s: Optional[float] = None
+
+
+@dataclass
+class BenchSpec:
+    name: str
+    experiments: list[ExperimentConfig]
+    search: dict[str, dict[str, Any]] = field(default_factory=dict)
+    tune: TuneSettings = field(default_factory=TuneSettings)
+    path: Optional[Path] = None
+    description: str = ""
+
+    @staticmethod
+    def group_of(config: ExperimentConfig) -> str:
+        return f"{config.dataset}/{config.model}/{_label(config.scenario, config.scenario_options)}"
+
+    def cells(self) -> list[Cell]:
+        out = []
+        for c in self.experiments:
+            for seed in c.seeds:
+                for m in c.methods:
+                    out.append(Cell(c, m, seed, cell_key(c, m, seed), self.group_of(c)))
+        return out
+
+
+def _as_list(value: Any, what: str) -> list:
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise UnlearnkitError(f"spec key {what!r} must be a list, got {value!r}")
+    return value
+
+
+def _entry(value: Any, what: str) -> dict:
+    if isinstance(value, str):
+        return {"name": value}
+    if isinstance(value, dict) and "name" in value:
+        return dict(value)
+    raise UnlearnkitError(f"each of {what} must be a name or a mapping with 'name', got {value!r}")
+
+
+def _check_search(search: dict) -> None:
+    for method, space in search.items():
+        if not isinstance(space, dict) or not space:
+            raise UnlearnkitError(f"search space of {method!r} must map parameter -> range, got {space!r}")
+        for param, rng in space.items():
+            ok = isinstance(rng, dict) and ("choices" in rng or ("low" in rng and "high" in rng))
+            if not ok:
+                raise UnlearnkitError(f"search.{method}.{param} must be {{low, high[, log]}} or {{choices: [...]}}, "
+                                      f"got {rng!r}")
+
+
+def parse_spec(data: dict, path: Optional[Path] = None, tuned: Optional[dict] = None) -> BenchSpec:
+    """Build and validate a spec from a mapping. ``tuned`` maps (group, method) -> tuned params,
+    merged under the spec's fixed ``method_params`` for methods that have a search space."""
+    from ..methods import METHODS
+
+    where = f"spec {path}" if path else "spec"
+    if not isinstance(data, dict):
+        raise UnlearnkitError(f"{where} must be a mapping")
+    unknown = set(data) - SPEC_KEYS
+    if unknown:
+        raise UnlearnkitError(f"{where}: unknown key(s) {sorted(unknown)}; valid: {sorted(SPEC_KEYS)}")
+    name = str(data.get("name") or (path.stem if path else "bench"))
+    seeds = [int(s) for s in _as_list(data.get("seeds", [0]), "seeds")]
+    methods = [str(m) for m in _as_list(data.get("methods"), "methods")]
+    registered = set(METHODS.names())
+    method_params = dict(data.get("method_params") or {})
+    search = dict(data.get("search") or {})
+    _check_search(search)
+    mentioned = set(methods) | set(method_params) | set(search)
+    for s in _as_list(data.get("scenarios"), "scenarios"):
+        if isinstance(s, dict):
+            for k in ("methods", "extra_methods", "exclude_methods"):
+                mentioned |= set(s.get(k) or [])
+    missing = sorted(mentioned - registered)
+    if missing:
+        raise UnknownNameError(f"{where}: method(s) {missing} are not registered; registered methods: "
+                               f"{', '.join(sorted(registered))} (see `unlearnkit methods`)")
+    tune_raw = dict(data.get("tune") or {})
+    bad = set(tune_raw) - {"trials", "seeds", "timeout_s"}
+    if bad:
+        raise UnlearnkitError(f"{where}: unknown tune key(s) {sorted(bad)}; valid: trials, seeds, timeout_s")
+    tune = TuneSettings(**tune_raw)
+    overlap = set(tune.seeds) & set(seeds)
+    if overlap:
+        raise UnlearnkitError(f"{where}: tune.seeds {sorted(overlap)} are also benchmark seeds; tuning must use "
+                              "other seeds (other forget sets and models) than the reported runs")
+    default_models = [str(m) for m in _as_list(data.get("models"), "models")]
+    datasets = [_entry(d, "datasets") for d in _as_list(data.get("datasets"), "datasets")]
+    scenarios = [_entry(s, "scenarios") for s in _as_list(data.get("scenarios") or ["random"], "scenarios")]
+    if not datasets:
+        raise UnlearnkitError(f"{where}: 'datasets' is empty")
+    experiments = []
+    for d in datasets:
+        models = [str(m) for m in (d.get("models") or default_models)]
+        if not models:
+            raise UnlearnkitError(f"{where}: dataset {d['name']!r} has no models (give 'models')")
+        for model in models:
+            for s in scenarios:
+                ms = list(s.get("methods") or methods) + [m for m in s.get("extra_methods") or []
+                                                          if m not in (s.get("methods") or methods)]
+                ms = [m for m in ms if m not in set(s.get("exclude_methods") or [])]
+                if not ms:
+                    raise UnlearnkitError(f"{where}: scenario {s['name']!r} has no methods")
+                config = ExperimentConfig(
+                    dataset=d["name"], model=model, scenario=s["name"], methods=ms, seeds=list(seeds),
+                    dataset_options=dict(d.get("options") or {}), model_options=dict(d.get("model_options") or {}),
+                    scenario_options=dict(s.get("options") or {}), recipe=dict(d.get("recipe") or {}),
+                    device=str(data.get("device", "auto")))
+                group = BenchSpec.group_of(config)
+                params = {}
+                for m in ms:
+                    p = dict(method_params.get(m) or {})
+                    p.update((tuned or {}).get((group, m), {}))  # tuned values of the searched keys
+                    if p:
+                        params[m] = p
+                config.method_params = params
+                try:
+                    config.validate()
+                except UnlearnkitError as exc:
+                    raise type(exc)(f"{where}, {group}: {exc}") from None
+                experiments.append(config)
+    return BenchSpec(name, experiments, search, tune, path, str(data.get("description", "")))
+
+
+def load_spec(path: str | Path, tuned: Optional[dict] = None) -> BenchSpec:
+    import yaml
+
+    path = Path(path)
+    if not path.exists():
+        raise UnlearnkitError(f"spec file {path} does not exist")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise UnlearnkitError(f"spec file {path} is not valid YAML: {exc}") from None
+    return parse_spec(data, path, tuned)
+
+
+def base_hash(config: ExperimentConfig) -> str:
+    """Hash of what determines an experiment's data and models (not methods, seeds or params)."""
+    c = config.to_dict()
+    for k in ("methods", "seeds", "method_params", "device"):
+        c.pop(k)
+    return stable_hash(c)

@@ -1,0 +1,71 @@
+"""Small helpers shared by the peer methods (SalUn, SSD, SCRUB, Bad Teacher, UNSIR, Boundary
+Shrink, Fisher). Not a method: modules starting with ``_`` are not auto-registered."""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Iterator, Optional
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from ..data.split import Split
+from ..errors import DataError
+
+
+@contextlib.contextmanager
+def eval_mode(model: nn.Module) -> Iterator[nn.Module]:
+    """Put ``model`` (every submodule) in eval mode for the block, restoring each module's mode."""
+    modes = [m.training for m in model.modules()]
+    model.eval()
+    try:
+        yield model
+    finally:
+        for m, mode in zip(model.modules(), modes):
+            m.train(mode)
+
+
+def kl_teacher_student(student_logits: torch.Tensor, teacher_probs: torch.Tensor, temperature: float = 1.0
+                       ) -> torch.Tensor:
+    """KL(teacher || student) at temperature T, summed over classes, averaged over the batch and
+    scaled by T^2 (Hinton et al.'s distillation loss, as in the SCRUB / RepDistiller code)."""
+    log_s = F.log_softmax(student_logits / temperature, dim=1)
+    return F.kl_div(log_s, teacher_probs, reduction="batchmean") * temperature**2
+
+
+def batch_grad_squares(model: nn.Module, split: Split, batch_size: int) -> dict[str, torch.Tensor]:
+    """SSD-style diagonal importance: the mean over mini-batches of the squared gradient of the
+    mean cross-entropy of each batch (eval mode, batches in order). Returned per parameter name."""
+    named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    acc = {n: torch.zeros_like(p) for n, p in named}
+    count = 0
+    with eval_mode(model):
+        for x, y in split.batches(batch_size, shuffle=False):
+            model.zero_grad(set_to_none=True)
+            F.cross_entropy(model(x), y).backward()
+            for n, p in named:
+                if p.grad is not None:
+                    acc[n] += p.grad.detach() ** 2
+            count += 1
+    model.zero_grad(set_to_none=True)
+    return {n: a / max(count, 1) for n, a in acc.items()}
+
+
+def forgotten_classes(task, explicit: Optional[int], method: str) -> list[int]:
+    """The class(es) a class-level method forgets: ``explicit`` if given, else the scenario's
+    ``task.metadata["forget_class"]``, else the single label of the forget set. Raises a clear error
+    when the forget set spans several classes and none is named."""
+    if explicit is not None and explicit >= 0:
+        return [int(explicit)]
+    meta = task.metadata.get("forget_class") if task.metadata else None
+    if meta is not None:
+        return [int(c) for c in (meta if isinstance(meta, (list, tuple)) else [meta])]
+    labels = sorted({int(v) for v in task.forget.y.unique().tolist()})
+    if len(labels) == 1:
+        return labels
+    raise DataError(
+        f"{method} forgets a whole class, but the forget set holds labels {labels[:10]}"
+        f"{'...' if len(labels) > 10 else ''} and no forgotten class is given: use the 'class' scenario, "
+        f"set task.metadata['forget_class'], or pass {method}.forget_class=K"
+    )

@@ -1,0 +1,99 @@
+"""Bad Teacher: Chundawat, Tarun, Mandal and Kankanhalli, "Can Bad Teaching Induce Forgetting?
+Unlearning in Deep Networks Using an Incompetent Teacher", AAAI 2023 (https://arxiv.org/abs/2205.08096;
+code https://github.com/vikram2000b/bad-teaching-unlearning).
+
+    target(x) = l(x) * softmax(incompetent(x) / T) + (1 - l(x)) * softmax(original(x) / T)
+    minimise KL(target || softmax(student(x) / T))  over x in D_forget (l = 1) U retain subset (l = 0)
+
+The student starts as the original model; the incompetent teacher is a randomly re-initialised copy
+of the same architecture (seeded by the method's seed). The retain subset is a seeded random
+``retain_fraction`` of the retain set, drawn once; forget and retain examples are shuffled together.
+The KL is averaged over the batch (``batchmean``; the reference's elementwise ``mean`` only divides
+the loss by the number of classes, which Adam's step does not see).
+
+Defaults:
+    T 1, batch_size 256, Adam: reference code / paper.
+    lr 5e-4, epochs 5: tuned. The reference lr 0.01 (1 epoch) collapses digits/cnn (test acc 0.18 on
+        random 10%, 0.48 on class 3). Search on digits/cnn, seeds 0-2, objective = avg gap to Retrain
+        for random 10% + class 3, lr in {1e-4, 3e-4, 5e-4, 1e-3, 2e-3} x epochs in {1, 2, 3, 5}:
+        every setting that forgets class 3 costs some random-forgetting fidelity (the incompetent
+        teacher also pushes random forget samples away); (1e-3, 1): 0.89 + 29.8 (class 3 not
+        forgotten); (1e-3, 3): 11.1 + 1.7; (5e-4, 5): 8.2 + 1.3 (chosen); (2e-3, 5): 35.9 + 0.8.
+    retain_fraction 1.0: tuned at (5e-4, 5). The paper distils on ~30% of the retain set (its speed
+        argument); on digits/cnn retain_fraction 0.3 / 0.6 / 1.0 gives 8.2 + 1.3 / 10.3 + 1.1 /
+        5.6 + 0.2, at ~3x the time of 0.3 (1.3 s -> ~4 s per call). ``retain_fraction=0.3`` restores
+        the paper's setting.
+
+    >>> bt = get_method("bad_teacher", epochs=1)
+    >>> unlearned = bt.unlearn(model, task)           # task needs forget and retain
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+
+import torch
+from torch.nn import functional as F
+
+from ..data.split import Split
+from ..errors import HyperparameterError
+from ..models import reinitialize
+from ._peer_utils import kl_teacher_student
+from .base import IterativeMethod, IterativeParams, hp, register_method
+
+
+def mixed_target(is_forget: torch.Tensor, competent_logits: torch.Tensor, incompetent_logits: torch.Tensor,
+                 temperature: float = 1.0) -> torch.Tensor:
+    """Per-example target distribution: the incompetent teacher's softmax on forget examples
+    (``is_forget`` = 1), the competent (original) teacher's on retain examples (0)."""
+    l = is_forget.to(competent_logits.dtype).view(-1, 1)
+    good = F.softmax(competent_logits / temperature, dim=1)
+    bad = F.softmax(incompetent_logits / temperature, dim=1)
+    return l * bad + (1 - l) * good
+
+
+@dataclass
+class BadTeacherParams(IterativeParams):
+    epochs: int = hp(5, "epochs over forget + retain subset", "tuned (paper 1, reference notebook 10)")
+    lr: float = hp(5e-4, "Adam learning rate", "tuned: {1e-4 .. 2e-3} on digits/cnn (reference 0.01 collapses)")
+    optimizer: str = hp("adam", "optimiser", "reference code", choices=("sgd", "adam"))
+    weight_decay: float = hp(0.0, "weight decay", "reference code (Adam without weight decay)")
+    batch_size: int = hp(256, "mini-batch size", "reference code")
+    temperature: float = hp(1.0, "KL temperature T", "reference code")
+    retain_fraction: float = hp(1.0, "fraction of the retain set distilled from the original",
+                                "tuned: {0.3 (paper), 0.6, 1.0} on digits/cnn")
+
+
+@register_method
+class BadTeacher(IterativeMethod):
+    name = "bad_teacher"
+    summary = "distil from an incompetent teacher on forget and the original on retain (Chundawat et al.)"
+    Params = BadTeacherParams
+    requires = ("forget", "retain")
+
+    def prepare(self, model, task):
+        p = self.params
+        if not 0.0 <= p.retain_fraction <= 1.0:
+            raise HyperparameterError(f"bad_teacher.retain_fraction={p.retain_fraction} must be in [0, 1]")
+        self.incompetent = reinitialize(copy.deepcopy(self.original)).eval()  # global RNG seeded by unlearn()
+        for q in self.incompetent.parameters():
+            q.requires_grad_(False)
+        n_keep = int(round(p.retain_fraction * len(task.retain)))
+        keep = torch.randperm(len(task.retain), generator=self.generator)[:n_keep]
+        retain = task.retain.subset(keep.numpy()) if n_keep else None
+        self.train_set = Split.concat(task.forget, retain)
+        device = task.forget.y.device
+        self.is_forget = torch.cat([torch.ones(len(task.forget), device=device),
+                                    torch.zeros(n_keep, device=device)])
+
+    def run_epoch(self, epoch):
+        p = self.params
+        data, flags = self.train_set, self.is_forget
+        order = torch.randperm(len(data), generator=self.generator).to(data.x.device)
+        for start in range(0, len(order), p.batch_size):
+            idx = order[start:start + p.batch_size]
+            x = data.x[idx]
+            with torch.no_grad():
+                target = mixed_target(flags[idx], self.original(x), self.incompetent(x), p.temperature)
+            self.update(kl_teacher_student(self.model(x), target, p.temperature) / p.temperature**2)

@@ -1,0 +1,325 @@
+"""Instance-wise unlearning with adversarial examples and weight importance.
+
+Cha, Cho, Hwang, Lee, Moon and Lee, "Learning to Unlearn: Instance-wise Unlearning for Pre-trained
+Classifiers", AAAI 2024 (https://arxiv.org/abs/2301.11578); reference code github.com/csm9493/L2UL.
+
+Needs only the model and the forget instances (no retain, test or training data). Until every
+forget instance meets the goal (checked after every step) or ``max_steps``:
+
+    L = w_f * L_forget(x_f) + w_a * CE(f(x_adv), y_adv) + lam * sum_i (1 - Omega_i) (theta_i - theta0_i)^2 / 2
+    L_forget = -CE(f(x_f), y_f)       goal misclassify, forget_loss="neg_ce" (the paper)
+             = -log(1 - p_y(x_f))     goal misclassify, forget_loss="complement" (default, see below)
+             =  CE(f(x_f), t_f)       goal relabel (towards the target label)
+    w_f, w_a = b_f / (b_f + b_a), b_a / (b_f + b_a)         (b = actual batch sizes)
+
+* ``x_adv``: ``num_adv`` targeted L2-PGD adversarial examples per forget instance, computed once
+  from the *original* model, each towards a class drawn uniformly among the non-true classes (the
+  reference's redraw always produced C//2) and labelled with that attack target
+  (representation-level regulariser: keeps the decision boundaries near the forget instances).
+  Examples the attack does not bring to their target under the original model are dropped (the
+  reference keeps them; a wrongly labelled "adversarial" example would teach a wrong label).
+* ``Omega``: MAS importance on the forget instances only, Omega_i = mean_x |d ||f(x)||_2 / d theta_i|
+  (per instance), min-max normalised per tensor; parameters important to the forget instances move
+  freely, the others are pulled towards the original weights theta0 (parameter-level regulariser).
+* ``adv=False, importance=False`` is the plain negative-gradient baseline of the paper, ``adv=True,
+  importance=False`` its "+ adversarial examples" variant; both switches on = the full method.
+
+Defaults and where they come from:
+* SGD lr 1e-3, momentum 0.9, weight decay 1e-4, lam 1.0, ``num_adv`` 20 (CIFAR-10), 100 PGD iterations,
+  batches of 32 forget instances and 256 adversarial examples: reference scripts
+  (run_unlearn_cifar_imagenet.sh).
+* ``eps`` (our scaling): the reference uses eps 4.0 (step 0.1) on [0, 1] CIFAR-10 images (3x32x32),
+  about 14% of the L2 norm of an average CIFAR-10 image (~29), where a targeted attack practically
+  always succeeds. On our small inputs (8x8 digits, mean norm ~3.9; 40-point mnist1d, ~6.4) that
+  relative radius makes only 8% (digits/cnn) and 38% (mnist1d/cnn1d) of the targeted attacks
+  succeed, so eps defaults to ``eps_ratio`` = 0.3 times the mean L2 norm of the forget inputs
+  (digits ~1.16, mnist1d ~1.9; success ~84% and ~77%); at 0.5 every attack succeeds but the
+  examples sit so far out that digits/cnn k=16 no longer reaches the goal in 300 steps. The PGD step
+  is eps / 40 (the reference ratio 0.1 / 4.0); ``eps`` > 0 sets an absolute radius. Adversarial
+  inputs are clipped to the value range of the forget inputs (the reference clips to [0, 1]).
+* ``forget_loss`` (our choice): our originals are saturated on their training instances (p_y ~ 1 -
+  1e-5), where the gradient of -CE vanishes: with the paper's term the full method did not misclassify
+  a single digits instance in 1000 steps (k=16, seed 0), and the plain variant sat still for ~90 steps and then
+  diverged to NaN. -log(1 - p_y) has the same goal (push p_y down) and a gradient that does not
+  vanish; ``forget_loss="neg_ce"`` restores the paper's term.
+* ``pending_only`` (our choice): each step's forget batch is drawn from the instances that do not
+  meet the goal yet, so instances already forgotten are not pushed further (with all instances the
+  plain variant blew the logits up to NaN while the last instances were still correct).
+* ``max_steps`` 1000: our cap (the reference caps at 1000 passes over the adversarial set).
+* ``freeze_bn``: BatchNorm layers stay in eval mode while unlearning and when computing MAS (our
+  choice; the reference runs train mode, where a batch of one forget instance rewrites the running
+  statistics and damages every other prediction).
+
+Known limitation (measured for issue 4, 3 seeds, 1000-step cap): with these reference-based defaults
+the goal is met for every instance at k=1 but not always at k >= 16 (digits/cnn k=16: 1 of 3 seeds;
+mnist1d/cnn1d k=16: ~80% of the instances): the adversarial term, weighted b_a/(b_f+b_a) = 256/272,
+holds the forget instances in place. ``adv_batch_size=32`` met the goal on all 3 seeds of mnist1d k=16;
+tuning it (and ``lr``) per benchmark is the open follow-up.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+from dataclasses import dataclass
+from typing import Iterator, Optional
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from ..errors import DataError, HyperparameterError
+from ..params import Hyperparameters, hp
+from ..scenarios.instance import GOALS, goal_met, most_likely_wrong_class
+from .base import UnlearningMethod, register_method
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class InstanceAdvParams(Hyperparameters):
+    goal: str = hp("auto", "misclassify | relabel; auto = the task's metadata['goal'] (else misclassify)",
+                   choices=("auto",) + GOALS)
+    lr: float = hp(1e-3, "SGD learning rate", "reference scripts")
+    momentum: float = hp(0.9, "SGD momentum", "reference code")
+    weight_decay: float = hp(1e-4, "SGD weight decay", "reference code")
+    max_steps: int = hp(1000, "cap on optimisation steps (stops earlier as soon as the goal is met)", "our choice")
+    batch_size: int = hp(32, "forget instances per step", "reference code")
+    forget_loss: str = hp("complement", "misclassify term: neg_ce = -CE(f(x), y) (paper); complement = "
+                          "-log(1 - p_y), which does not vanish on saturated models", "our choice (see module doc)",
+                          choices=("neg_ce", "complement"))
+    pending_only: bool = hp(True, "draw forget batches only from instances that do not meet the goal yet",
+                            "our stabilisation (see module doc); the reference uses all instances")
+    adv: bool = hp(True, "representation-level regulariser: train on adversarial examples", "paper")
+    num_adv: int = hp(20, "adversarial examples per forget instance", "reference scripts (CIFAR-10)")
+    adv_batch_size: int = hp(256, "adversarial examples per step", "reference code")
+    eps: float = hp(0.0, "L2 radius of the attack; 0 = eps_ratio x mean L2 norm of the forget inputs")
+    eps_ratio: float = hp(0.3, "automatic eps as a fraction of the mean L2 norm of the forget inputs",
+                          "our scaling of the reference eps 4.0 on CIFAR-10 (see module doc)")
+    pgd_steps: int = hp(100, "PGD iterations", "reference scripts")
+    pgd_step_ratio: float = hp(0.025, "PGD step size as a fraction of eps", "reference 0.1 / 4.0")
+    importance: bool = hp(True, "parameter-level regulariser: MAS-weighted pull towards the original", "paper")
+    reg_lambda: float = hp(1.0, "weight lam of the importance regulariser", "reference scripts")
+    max_grad_norm: float = hp(0.0, "clip the gradient norm of each step to this value (0 = no clipping)",
+                              "our addition, off by default")
+    freeze_bn: bool = hp(True, "keep BatchNorm in eval mode while unlearning", "our choice (see module doc)")
+
+    def validate(self, owner: str = "method") -> None:
+        super().validate(owner)
+        for name in ("max_steps", "num_adv", "adv_batch_size", "pgd_steps"):
+            if getattr(self, name) < 1:
+                raise HyperparameterError(f"{owner}.{name}={getattr(self, name)} must be >= 1")
+        for name in ("eps", "reg_lambda", "weight_decay", "momentum"):
+            if getattr(self, name) < 0:
+                raise HyperparameterError(f"{owner}.{name}={getattr(self, name)} must be >= 0")
+        if self.eps_ratio <= 0 or self.pgd_step_ratio <= 0:
+            raise HyperparameterError(f"{owner}.eps_ratio and pgd_step_ratio must be > 0")
+
+
+@register_method
+class InstanceAdv(UnlearningMethod):
+    name = "instance_adv"
+    summary = "instance-wise unlearning: forget term + adversarial examples + MAS weight importance (Cha et al. 2024)"
+    family = "iterative"
+    Params = InstanceAdvParams
+    requires = ("forget",)
+
+    def _unlearn(self, model: nn.Module, task) -> None:
+        p = self.params
+        forget = task.forget
+        self.goal = self.resolve_goal(task)
+        self.targets = self.resolve_targets(task) if self.goal == "relabel" else None
+        self.steps = 0
+        if self.adv:
+            self.adv_x, self.adv_y = self.adversarial_examples(forget.x, forget.y, self.num_classes(task))
+        if p.importance:
+            self.weights = {n: 1.0 - w for n, w in self.mas_importance(model, forget.x).items()}
+            self.anchor = {n: q.detach().clone() for n, q in self.original.named_parameters()}
+        optimizer = torch.optim.SGD([q for q in model.parameters() if q.requires_grad], lr=p.lr,
+                                    momentum=p.momentum, weight_decay=p.weight_decay)
+        labels = self.targets if self.goal == "relabel" else forget.y
+        everyone = torch.arange(len(forget), device=forget.y.device)
+        adv_batches = self.cycle(self.adv_x, self.adv_y, p.adv_batch_size) if self.adv and len(self.adv_y) else None
+        met = self.goal_status(model, forget)
+        while not bool(met.all()) and self.steps < p.max_steps:
+            self.train_mode(model)
+            pool = everyone[~met] if p.pending_only else everyone
+            idx = pool[torch.randperm(len(pool), generator=self.generator)[:p.batch_size].to(pool.device)]
+            x_f, y_f = forget.x[idx], labels[idx]
+            loss = self.forget_loss(model(x_f), y_f)
+            if adv_batches is not None:
+                x_a, y_a = next(adv_batches)
+                b_f, b_a = len(x_f), len(x_a)
+                loss = (b_f * loss + b_a * F.cross_entropy(model(x_a), y_a)) / (b_f + b_a)
+            if p.importance:
+                loss = loss + p.reg_lambda * self.importance_penalty(model)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if p.max_grad_norm > 0:
+                nn.utils.clip_grad_norm_(model.parameters(), p.max_grad_norm)
+            optimizer.step()
+            self.steps += 1
+            met = self.goal_status(model, forget)
+
+    # -- pieces ---------------------------------------------------------------------------------
+    @property
+    def adv(self) -> bool:
+        return bool(self.params.adv)
+
+    def resolve_goal(self, task) -> str:
+        goal = self.params.goal
+        if goal == "auto":
+            goal = task.metadata.get("goal", "misclassify")
+        if goal not in GOALS:
+            raise DataError(f"task metadata goal={goal!r} is not one of {list(GOALS)}")
+        return goal
+
+    def resolve_targets(self, task) -> torch.Tensor:
+        """Relabel targets: ``task.metadata['target_labels']`` (aligned with the forget rows), else
+        the most likely wrong class under the original model."""
+        forget = task.forget
+        given = task.metadata.get("target_labels")
+        if given is None:
+            return most_likely_wrong_class(self.original, forget).to(forget.y.device)
+        targets = torch.as_tensor(given, dtype=torch.long).flatten().to(forget.y.device)
+        if len(targets) != len(forget):
+            raise DataError(f"metadata target_labels has {len(targets)} labels for {len(forget)} forget instances")
+        n_classes = self.num_classes(task)
+        if int(targets.min()) < 0 or int(targets.max()) >= n_classes:
+            raise DataError(f"target_labels must be classes in [0, {n_classes - 1}], got {targets.tolist()}")
+        if bool((targets == forget.y).any()):
+            raise DataError("a relabel target equals the instance's true label; relabelling must change it")
+        return targets
+
+    def forget_loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """Relabel: CE towards the targets. Misclassify: -CE w.r.t. the true labels (``neg_ce``, the
+        paper) or -log(1 - p_y) (``complement``: the same minimiser, but its gradient does not vanish
+        when the model is saturated on the instance, p_y ~ 1)."""
+        if self.goal == "relabel":
+            return F.cross_entropy(logits, labels)
+        if self.params.forget_loss == "neg_ce":
+            return -F.cross_entropy(logits, labels)
+        others = logits.masked_fill(F.one_hot(labels, logits.shape[1]).bool(), float("-inf"))
+        return (logits.logsumexp(1) - others.logsumexp(1)).mean()
+
+    def goal_status(self, model: nn.Module, forget) -> torch.Tensor:
+        """Per forget instance (eval mode): does it meet the goal?"""
+        was = model.training
+        model.eval()
+        with torch.no_grad():
+            ok = goal_met(model(forget.x), forget.y, self.goal, self.targets)
+        model.train(was)
+        return ok
+
+    def train_mode(self, model: nn.Module) -> None:
+        model.train()
+        if self.params.freeze_bn:
+            for m in model.modules():
+                if isinstance(m, nn.modules.batchnorm._BatchNorm):
+                    m.eval()
+
+    def cycle(self, x: torch.Tensor, y: torch.Tensor, batch_size: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """Endless shuffled mini-batches (order from the method's seeded generator)."""
+        for _ in itertools.count():
+            order = torch.randperm(len(y), generator=self.generator).to(x.device)
+            for start in range(0, len(y), batch_size):
+                idx = order[start:start + batch_size]
+                yield x[idx], y[idx]
+
+    def attack_radius(self, x: torch.Tensor) -> float:
+        if self.params.eps > 0:
+            return float(self.params.eps)
+        return float(self.params.eps_ratio * x.flatten(1).norm(dim=1).mean())
+
+    def adversarial_examples(self, x: torch.Tensor, y: torch.Tensor, num_classes: int
+                             ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``num_adv`` targeted L2-PGD examples per instance from the original model, each towards a
+        uniformly random class other than the true one; only those the original classifies as their
+        target are kept. Returns (inputs, attack targets)."""
+        if num_classes < 2:
+            raise DataError("adversarial examples need at least 2 classes")
+        p = self.params
+        xs = x.repeat_interleave(p.num_adv, dim=0)
+        ys = y.repeat_interleave(p.num_adv, dim=0)
+        shift = torch.randint(1, num_classes, ys.shape, generator=self.generator).to(ys.device)
+        targets = (ys + shift) % num_classes
+        eps = self.attack_radius(x)
+        adv = targeted_l2_pgd(self.original, xs, targets, eps=eps, step=p.pgd_step_ratio * eps, steps=p.pgd_steps,
+                              clip=(float(x.min()), float(x.max())), generator=self.generator)
+        with torch.no_grad():
+            hit = self.original(adv).argmax(1) == targets
+        self.adv_eps, self.adv_success = eps, float(hit.float().mean())
+        self.adv_source = torch.arange(len(x), device=x.device).repeat_interleave(p.num_adv)[hit]  # forget row
+        if not bool(hit.any()):
+            log.warning("instance_adv: no adversarial example reached its target within eps=%.3g; continuing "
+                        "without the adversarial term (raise eps_ratio or pgd_steps to keep it)", eps)
+        return adv[hit].detach(), targets[hit]
+
+    def mas_importance(self, model: nn.Module, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """MAS importance on the forget instances, min-max normalised to [0, 1] per tensor:
+        Omega = mean over instances of |d ||f(x)||_2 / d theta|."""
+        self.train_mode(model)
+        if not self.params.freeze_bn:  # train-mode BN: per-instance batches of one are not defined
+            model.eval()
+        named = [(n, q) for n, q in model.named_parameters() if q.requires_grad]
+        total = {n: torch.zeros_like(q) for n, q in named}
+        for i in range(len(x)):
+            out = model(x[i:i + 1])
+            grads = torch.autograd.grad(out.norm(p=2, dim=1).sum(), [q for _, q in named], allow_unused=True)
+            for (n, _), g in zip(named, grads):
+                if g is not None:
+                    total[n] += g.abs()
+        out: dict[str, torch.Tensor] = {}
+        for n, t in total.items():
+            t = t / len(x)
+            lo, hi = t.min(), t.max()
+            out[n] = (t - lo) / (hi - lo) if hi > lo else torch.zeros_like(t)
+        return out
+
+    def importance_penalty(self, model: nn.Module) -> torch.Tensor:
+        total: Optional[torch.Tensor] = None
+        for n, q in model.named_parameters():
+            if n in self.weights:
+                term = (self.weights[n] * (q - self.anchor[n]).pow(2)).sum() / 2
+                total = term if total is None else total + term
+        return total if total is not None else torch.zeros(())
+
+
+def targeted_l2_pgd(model: nn.Module, x: torch.Tensor, targets: torch.Tensor, *, eps: float, step: float,
+                    steps: int, clip: Optional[tuple[float, float]] = None,
+                    generator: Optional[torch.Generator] = None) -> torch.Tensor:
+    """Targeted L2 projected gradient descent on CE(model(x + delta), target), ||delta||_2 <= eps, from a
+    random start in the ball; returns for each input the last iterate the model classified as its
+    target (the final iterate where it never did). ``model`` must be in eval mode."""
+    flat = lambda t: t.flatten(1)  # noqa: E731
+    shape = (-1,) + (1,) * (x.dim() - 1)
+
+    def project(delta: torch.Tensor) -> torch.Tensor:
+        norm = flat(delta).norm(dim=1).clamp_min(1e-12)
+        delta = delta * (eps / norm).clamp(max=1.0).view(shape)
+        if clip is not None:
+            delta = (x + delta).clamp(*clip) - x
+        return delta
+
+    d = x[0].numel()
+    noise = torch.randn(x.shape, generator=generator).to(x.device)
+    radius = eps * torch.rand(len(x), generator=generator).pow(1.0 / d).to(x.device)
+    delta = project(noise / flat(noise).norm(dim=1).clamp_min(1e-12).view(shape) * radius.view(shape))
+    best = (x + delta).detach().clone()
+    for _ in range(steps):
+        delta.requires_grad_(True)
+        logits = model(x + delta)
+        loss = F.cross_entropy(logits, targets, reduction="sum")
+        (grad,) = torch.autograd.grad(loss, delta)
+        with torch.no_grad():
+            hit = logits.argmax(1) == targets
+            best[hit] = (x + delta)[hit]
+            g_norm = flat(grad).norm(dim=1).clamp_min(1e-12).view(shape)
+            delta = project(delta - step * grad / g_norm)
+    with torch.no_grad():
+        final = x + delta
+        hit = model(final).argmax(1) == targets
+        best[hit] = final[hit]
+        never = ~(model(best).argmax(1) == targets)
+        best[never] = final[never]
+    return best.detach()

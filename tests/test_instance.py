@@ -1,0 +1,211 @@
+"""Scenario ``instance`` and method ``instance_adv`` (Cha et al., AAAI 2024), plus the continual loop."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from unlearnkit.bench.experiment import ExperimentConfig, run_experiment
+from unlearnkit.data import load_dataset
+from unlearnkit.data.split import Split
+from unlearnkit.errors import DataError, HyperparameterError, MissingSplitError
+from unlearnkit.evaluation.metrics import predict_logits
+from unlearnkit.methods import get_method
+from unlearnkit.methods.instance_adv import InstanceAdv, targeted_l2_pgd
+from unlearnkit.scenarios import get_scenario
+from unlearnkit.scenarios.instance import most_likely_wrong_class
+from unlearnkit.task import UnlearningTask
+from conftest import make_toy
+
+
+@pytest.fixture(scope="module")
+def toy_instance():
+    """Tiny 4-class MLP and an instance task of 8 training instances."""
+    return make_toy("instance", forget_size=8)
+
+
+def _prepared(method: InstanceAdv, model, task, seed=0):
+    """Set up what ``unlearn`` sets up, to call the method's pieces directly."""
+    import copy
+
+    method.original = copy.deepcopy(model).eval()
+    for p in method.original.parameters():
+        p.requires_grad_(False)
+    method.device, method.seed = torch.device("cpu"), seed
+    method.generator = torch.Generator().manual_seed(seed)
+    return method
+
+
+# -- adversarial examples and importance ------------------------------------------------------------
+def test_adversarial_examples_hit_their_target_within_eps(toy_instance):
+    model, data = toy_instance
+    forget = data.task.forget
+    m = _prepared(get_method("instance_adv", num_adv=5, eps=5.0), model, data.task)
+    x_adv, y_adv = m.adversarial_examples(forget.x, forget.y, 4)
+    assert len(x_adv) >= 5 * len(forget) // 2
+    with torch.no_grad():
+        assert torch.equal(model.eval()(x_adv).argmax(1), y_adv)  # classified as the attack target
+    # each example lies within eps of the instance it came from, and its target is not the true label
+    src = m.adv_source
+    assert float((x_adv - forget.x[src]).flatten(1).norm(dim=1).max()) <= 5.0 + 1e-4
+    assert not bool((y_adv == forget.y[src]).any())
+
+
+def test_attack_targets_cover_every_wrong_class():
+    # the reference redraw always produced C//2; ours is uniform over the C-1 wrong classes
+    torch.manual_seed(0)
+    model = torch.nn.Linear(3, 5)
+    x, y = torch.randn(200, 3), torch.zeros(200, dtype=torch.long)
+    m = _prepared(get_method("instance_adv", num_adv=1, eps=50.0, pgd_steps=30), model,
+                  UnlearningTask(forget=Split(x, y)))
+    _, targets = m.adversarial_examples(x, y, 5)
+    assert set(targets.tolist()) == {1, 2, 3, 4}
+
+
+def test_targeted_pgd_respects_eps_and_clip():
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(16, 3)).eval()
+    x = torch.rand(10, 1, 4, 4)
+    t = torch.full((10,), 2)
+    adv = targeted_l2_pgd(model, x, t, eps=0.7, step=0.05, steps=40, clip=(0.0, 1.0),
+                          generator=torch.Generator().manual_seed(0))
+    assert float((adv - x).flatten(1).norm(dim=1).max()) <= 0.7 + 1e-5
+    assert float(adv.min()) >= 0.0 and float(adv.max()) <= 1.0
+
+
+def test_importance_in_unit_interval_and_most_relevant_near_zero_weight():
+    torch.manual_seed(0)
+    # output = w . x with a forget set that only excites input 0: w[0] is the relevant weight
+    model = torch.nn.Linear(4, 2, bias=False)
+    with torch.no_grad():
+        model.weight.copy_(torch.tensor([[1.0, 0.5, -0.5, 0.5], [-1.0, 0.5, 0.5, -0.5]]))
+    x = torch.zeros(6, 4)
+    x[:, 0] = torch.linspace(1.0, 2.0, 6)
+    m = _prepared(get_method("instance_adv"), model, None)
+    omega = m.mas_importance(model, x)["weight"]
+    assert float(omega.min()) >= 0.0 and float(omega.max()) <= 1.0
+    pull = 1.0 - omega
+    assert float(pull[:, 0].max()) < 0.05  # the forget-relevant parameters move freely
+    assert float(pull[:, 1:].min()) > 0.95  # irrelevant ones are held at their original values
+
+
+# -- the method -------------------------------------------------------------------------------------
+def test_early_stop_at_goal(toy_instance):
+    model, data = toy_instance
+    m = get_method("instance_adv", num_adv=4, max_steps=500)
+    out = m.unlearn(model, data.task, seed=0, device="cpu")
+    assert 0 < m.steps < 500
+    pred = predict_logits(out, data.task.forget).argmax(1)
+    assert bool((pred != data.task.forget.y).all())
+    # one step fewer would not have met the goal: it stopped at the first step that did
+    m2 = get_method("instance_adv", num_adv=4, max_steps=m.steps - 1)
+    out2 = m2.unlearn(model, data.task, seed=0, device="cpu")
+    assert bool((predict_logits(out2, data.task.forget).argmax(1) == data.task.forget.y).any())
+
+
+def test_runs_with_only_the_forget_instances(toy_instance):
+    model, data = toy_instance
+    forget = data.task.forget
+    task = UnlearningTask.from_data(model, forget=(forget.x, forget.y))  # no retain, test or training data
+    assert task.available() == {"forget"}
+    for goal in ("misclassify", "relabel"):
+        m = get_method("instance_adv", goal=goal, num_adv=4)
+        out = m.unlearn(model, task, seed=1, device="cpu")
+        pred = predict_logits(out, forget).argmax(1)
+        if goal == "misclassify":
+            assert bool((pred != forget.y).all())
+        else:
+            assert torch.equal(pred, most_likely_wrong_class(model, forget))
+    with pytest.raises(MissingSplitError):  # a method that needs retain data says so on the same task
+        get_method("neggrad_plus").unlearn(model, task)
+
+
+def test_relabel_targets_from_metadata_and_errors(toy_instance):
+    model, data = toy_instance
+    forget = data.task.forget
+    targets = ((forget.y + 2) % 4).tolist()
+    task = UnlearningTask(forget=forget, metadata={"goal": "relabel", "target_labels": targets})
+    out = get_method("instance_adv", num_adv=4).unlearn(model, task, seed=0, device="cpu")
+    assert predict_logits(out, forget).argmax(1).tolist() == targets
+    bad = UnlearningTask(forget=forget, metadata={"goal": "relabel", "target_labels": forget.y.tolist()})
+    with pytest.raises(DataError, match="true label"):
+        get_method("instance_adv").unlearn(model, bad)
+    with pytest.raises(HyperparameterError):
+        get_method("instance_adv", goal="forget")
+
+
+# -- the scenario -----------------------------------------------------------------------------------
+def test_scenario_deterministic_and_requests_disjoint():
+    bundle = load_dataset("synthetic", n_samples=400, n_features=10, n_classes=4)
+    a = get_scenario("instance", forget_size=5, requests=3).build(bundle, seed=3)
+    b = get_scenario("instance", forget_size=5, requests=3).build(bundle, seed=3)
+    c = get_scenario("instance", forget_size=5, requests=3).build(bundle, seed=4)
+    assert np.array_equal(a.forget_indices, b.forget_indices)
+    assert not np.array_equal(a.forget_indices, c.forget_indices)
+    assert len(a.requests) == 3 and all(len(r) == 5 for r in a.requests)
+    assert len(set(a.forget_indices.tolist())) == 15
+    assert len(a.task.retain) == len(bundle.train) - 15
+    one = get_scenario("instance", forget_size=5).build(bundle, seed=3)
+    assert one.requests == [] and len(one.task.forget) == 5
+
+
+def test_scenario_bad_input():
+    bundle = load_dataset("synthetic", n_samples=400, n_features=10, n_classes=4)
+    n = len(bundle.train)
+    with pytest.raises(DataError):
+        get_scenario("instance", forget_size=n + 5).build(bundle, 0)
+    with pytest.raises(DataError, match="requests"):
+        get_scenario("instance", forget_size=n // 2, requests=3).build(bundle, 0)
+    with pytest.raises(HyperparameterError):
+        get_scenario("instance", goal="erase")
+    with pytest.raises(DataError):
+        get_scenario("instance", forget_indices="1,2,3", requests=2).build(bundle, 0)
+    with pytest.raises(DataError, match="out of range"):
+        get_scenario("instance", forget_indices=f"1,{n}").build(bundle, 0)
+    with pytest.raises(DataError):
+        get_scenario("instance", goal="relabel", forget_indices="0,1", targets="1,2,3").build(bundle, 0)
+    y0 = int(bundle.train.y[0])
+    with pytest.raises(DataError, match="true label"):
+        get_scenario("instance", goal="relabel", forget_indices="0", targets=str(y0)).build(bundle, 0)
+
+
+def test_scenario_relabel_targets_prepared_from_original(toy_instance):
+    model, _ = toy_instance
+    bundle = load_dataset("synthetic", n_samples=400, n_features=10, n_classes=4)
+    scenario = get_scenario("instance", forget_size=6, goal="relabel", requests=2)
+    data = scenario.build(bundle, seed=0)
+    assert "target_labels" not in data.task.metadata
+    scenario.prepare_task(model, data)
+    targets = data.task.metadata["target_labels"]
+    assert targets == most_likely_wrong_class(model, data.task.forget).tolist()
+    sub = scenario.forget_subset(data, data.requests[1])
+    assert sub.task.metadata["target_labels"] == [targets[i] for i in data.requests[1]]
+    assert np.array_equal(sub.forget_indices, data.forget_indices[data.requests[1]])
+    assert scenario.extra_metrics(model, data)["goal_success"] == 0.0
+
+
+# -- the continual loop in the runner ---------------------------------------------------------------
+def test_continual_requests_rows_and_resume(tmp_path):
+    config = ExperimentConfig(dataset="synthetic", model="mlp", scenario="instance",
+                              methods=["original", "instance_adv"], seeds=[0],
+                              dataset_options={"n_samples": 300}, model_options={"hidden": [16]},
+                              scenario_options={"forget_size": 3, "requests": 3},
+                              method_params={"instance_adv": {"num_adv": 3}},
+                              recipe={"epochs": 10}, device="cpu")
+    out = tmp_path / "run"
+    res = run_experiment(config, out, progress=False)
+    rows = [r for r in res["rows"] if r["method"] == "instance_adv"]
+    assert [r["request"] for r in rows] == [1, 2, 3]
+    assert all(0.0 <= r["goal_success"] <= 1.0 for r in rows)
+    assert all(r["goal_success"] == pytest.approx(1 - r["forget_acc"]) for r in res["rows"])  # misclassify
+    assert "forget_prev_acc" not in rows[0] and "forget_prev_acc" in rows[1]
+    assert {(e["method"], e["request"]) for e in res["summary"]} >= {("instance_adv", 3), ("original", 1)}
+    lines = (out / "rows.jsonl").read_text().splitlines()
+    assert len(lines) == 2 and "rows" in json.loads(lines[1])
+    again = run_experiment(config, out, progress=False)  # resumes: nothing recomputed
+    assert again["rows"] == res["rows"]
+    assert len((out / "rows.jsonl").read_text().splitlines()) == 2
+    assert "request 3" in (out / "report.md").read_text()
