@@ -52,6 +52,22 @@ def test_an_interrupted_run_resumes_without_redoing_rows(tmp_path):
     assert "test_forget_acc" in results["rows"][0]
 
 
+def test_cell_key_resolves_hyperparameter_defaults():
+    """A cell is identified by the method's resolved hyperparameters: naming a default explicitly is
+    the same cell (its row is reused), any other value (or a changed default) is a new one."""
+    from unlearnkit.bench.experiment import ExperimentConfig, cell_key
+    from unlearnkit.methods import get_method
+
+    default_lr = get_method("ft").params.lr
+    def key(**ft):
+        return cell_key(ExperimentConfig(dataset="synthetic", model="mlp", scenario="random", methods=["ft"],
+                                         seeds=[0], method_params={"ft": ft} if ft else {}), "ft", 0)
+    assert key() == key(lr=default_lr)
+    assert key() != key(lr=default_lr * 2)
+    assert key() != cell_key(ExperimentConfig(dataset="synthetic", model="mlp", scenario="random",
+                                              methods=["ft"], seeds=[0]), "ft", 1)
+
+
 def test_methods_lists_summaries_and_defaults(capsys):
     assert main(["methods", "ft"]) == 0
     out = capsys.readouterr().out

@@ -209,3 +209,13 @@ def test_continual_requests_rows_and_resume(tmp_path):
     assert again["rows"] == res["rows"]
     assert len((out / "rows.jsonl").read_text().splitlines()) == 2
     assert "request 3" in (out / "report.md").read_text()
+
+
+def test_term_weights_follow_batch_sizes_nominal_or_pending():
+    """The forget term keeps the reference weight min(batch_size, k) / (that + b_a) while instances
+    drop out of the pending batch, unless nominal_weight=False."""
+    nominal = get_method("instance_adv", batch_size=32, adv_batch_size=32)
+    assert nominal.term_weights(3, 32, 64) == (0.5, 0.5)
+    assert nominal.term_weights(1, 32, 16) == (16 / 48, 32 / 48)
+    pending = get_method("instance_adv", batch_size=32, nominal_weight=False)
+    assert pending.term_weights(3, 32, 64) == (3 / 35, 32 / 35)

@@ -15,3 +15,10 @@ def test_readme_python_example_runs(capsys):
     exec(compile(blocks[0], "README.md", "exec"), {})
     out = capsys.readouterr().out
     assert "forget_acc" in out and "mia_efficacy" in out
+
+
+def test_readme_methods_table_lists_every_registered_method():
+    from unlearnkit.methods import METHODS
+
+    rows = set(re.findall(r"^\| `(\w+)` \|", README.read_text(), flags=re.M))
+    assert rows == set(METHODS.names()), "README's method table and the registry disagree"

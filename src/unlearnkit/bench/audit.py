@@ -201,11 +201,13 @@ def _get_unlearned(st: dict, method: str, k: int, seed: int):
     data.task.recipe = exp.config.training_recipe()
     if hasattr(st["scenario"], "prepare_task"):
         st["scenario"].prepare_task(original, data)
-    key = {"kind": "unlearned", "method": method, "params": params, "original": _original_key(exp, data, k),
-           "forget": stable_hash(data.forget_indices.tolist()), "seed": seed, "version": __version__}
+    algorithm = get_method(method, **params)
+    # resolved hyperparameters (defaults included): a changed default must not reuse a cached model
+    key = {"kind": "unlearned", "method": method, "params": algorithm.params.to_dict(),
+           "original": _original_key(exp, data, k), "forget": stable_hash(data.forget_indices.tolist()),
+           "seed": seed, "version": __version__}
 
     def create():
-        algorithm = get_method(method, **params)
         with Timer() as t:
             model = algorithm.unlearn(original, data.task, seed=seed, device=exp.device)
         return model.cpu(), {"time_s": t.seconds}
@@ -246,6 +248,7 @@ def run_job(job: tuple) -> dict[str, Any]:
                     out["extra"] = st["scenario"].extra_metrics(model, data)
                 except Exception as exc:  # pragma: no cover - a scenario extra must not sink the audit
                     log.warning("extra metrics failed: %s", exc)
+                    out["extra"] = {"extra_metrics": f"skipped: {type(exc).__name__}: {exc}"}
     return out
 
 

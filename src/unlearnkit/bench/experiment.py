@@ -27,7 +27,7 @@ from ..methods import METHODS, get_method
 from ..models import build_model
 from ..scenarios import Scenario, ScenarioData, get_scenario
 from ..training import TrainRecipe, default_recipe, train_model
-from ..utils import Timer, atomic_write_text, resolve_device, seeded, stable_hash, to_jsonable
+from ..utils import Timer, atomic_write_text, resolve_device, seeded, stable_hash, to_jsonable, warm_up_torch
 from .cache import ModelCache
 
 log = logging.getLogger(__name__)
@@ -100,6 +100,7 @@ class Experiment:
         self.progress = progress
         self.device = resolve_device(config.device)
         self._bundle: Optional[DatasetBundle] = None
+        warm_up_torch()  # so that no timed method pays torch's lazy imports
 
     # -- shared pieces --------------------------------------------------------------------
     def bundle(self) -> DatasetBundle:
@@ -220,12 +221,15 @@ class Experiment:
 
 
 def cell_key(config: ExperimentConfig, method: str, seed: int) -> str:
-    """Identity of one (method, seed) cell: everything in the config that can change its row."""
+    """Identity of one (method, seed) cell: everything in the config that can change its row.
+
+    The method's hyperparameters enter fully resolved (defaults included), so a changed default
+    makes a fresh cell instead of silently reusing a row computed with the old value."""
     c = config.to_dict()
     for k in ("methods", "seeds", "method_params", "device"):
         c.pop(k)
-    return stable_hash({"config": c, "method": method, "params": config.method_params.get(method, {}),
-                        "seed": seed, "version": __version__})
+    params = get_method(method, **config.method_params.get(method, {})).params.to_dict()
+    return stable_hash({"config": c, "method": method, "params": params, "seed": seed, "version": __version__})
 
 
 def _read_rows(path: Path) -> dict[str, list[dict]]:

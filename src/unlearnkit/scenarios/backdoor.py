@@ -46,8 +46,15 @@ def trigger_region(shape: tuple[int, ...], size: int = 0) -> tuple:
     spatial = shape[1:] if len(shape) > 1 else shape
     if size == 0:
         size = max(2, int(round(min(spatial) / 8)))
+    return corner_region(shape, size, "backdoor patch_size")
+
+
+def corner_region(shape: tuple[int, ...], size: int, what: str = "patch_size") -> tuple:
+    """Index selecting the last ``size`` positions of every spatial axis of an example of ``shape``
+    ((C, H, W) or (C, L), all channels; a flat (D,) example uses its last ``size`` features)."""
+    spatial = shape[1:] if len(shape) > 1 else shape
     if size < 1 or any(size > s for s in spatial):
-        raise DataError(f"backdoor patch_size={size} does not fit inputs of shape {shape}")
+        raise DataError(f"{what}={size} does not fit inputs of shape {shape} (needs 1 <= size <= {min(spatial)})")
     region = tuple(slice(s - size, s) for s in spatial)
     return (slice(None),) + region if len(shape) > 1 else region
 

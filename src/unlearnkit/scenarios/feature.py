@@ -40,6 +40,7 @@ from ..evaluation.metrics import accuracy, predict_logits
 from ..params import Hyperparameters, hp
 from ..utils import stable_hash
 from .base import Scenario, ScenarioData, make_task, register_scenario
+from .backdoor import apply_trigger, corner_region
 
 
 @dataclass
@@ -65,22 +66,8 @@ def auto_size(shape: tuple[int, ...], min_values: int) -> int:
 
 
 def pattern_region(shape: tuple[int, ...], size: int) -> tuple:
-    """Index selecting the last ``size`` positions of every spatial axis of an example of ``shape``
-    ((C, H, W) or (C, L); a flat (D,) example uses its last ``size`` features)."""
-    if size < 1:
-        raise DataError(f"patch_size={size} must be >= 1")
-    spatial = shape[1:] if len(shape) > 1 else shape
-    if any(size > s for s in spatial):
-        raise DataError(f"patch_size={size} does not fit inputs of shape {shape}")
-    region = tuple(slice(s - size, s) for s in spatial)
-    return (slice(None),) + region if len(shape) > 1 else region
-
-
-def plant(x: torch.Tensor, pattern: torch.Tensor, region: tuple) -> torch.Tensor:
-    """Copy of a batch ``x`` with ``pattern`` written into ``region`` of every example."""
-    out = x.clone()
-    out[(slice(None),) + region] = pattern.to(out.device, out.dtype)
-    return out
+    """Index selecting the last ``size`` positions of every spatial axis of an example of ``shape``."""
+    return corner_region(shape, size, "patch_size")
 
 
 @register_scenario
@@ -113,7 +100,7 @@ class FeatureScenario(Scenario):
         lo, hi = float(x.min()), float(x.max())
         pattern = self.make_pattern(tuple(x.shape[1:]), region, lo, hi, np.random.default_rng([seed, 1]))
         poisoned_x = x.clone()
-        poisoned_x[torch.as_tensor(idx)] = plant(x[torch.as_tensor(idx)], pattern, region)
+        poisoned_x[torch.as_tensor(idx)] = apply_trigger(x[torch.as_tensor(idx)], pattern, region)
         train = Split(poisoned_x, bundle.train.y, bundle.train.indices)
         clean = bundle.train.subset(idx)
         test = bundle.test
@@ -149,7 +136,7 @@ class FeatureScenario(Scenario):
         pattern = torch.as_tensor(data.task.metadata["pattern_values"], dtype=data.train.x.dtype)
         probe = data.eval_splits["probe"]
         before = predict_logits(model, probe).argmax(1)
-        after = predict_logits(model, Split(plant(probe.x, pattern, region), probe.y)).argmax(1)
+        after = predict_logits(model, Split(apply_trigger(probe.x, pattern, region), probe.y)).argmax(1)
         out = {"corrected_acc": accuracy(model, data.eval_splits["corrected"]),
                "pattern_flip": float((before != after).float().mean())}
         if o.target_class >= 0:
@@ -165,7 +152,7 @@ class FeatureScenario(Scenario):
         rng = np.random.default_rng([12345, self.options.n_candidates])  # fixed candidates per option set
 
         def loss(p: torch.Tensor) -> float:
-            logits = predict_logits(model, Split(plant(clean.x, p, region), clean.y))
+            logits = predict_logits(model, Split(apply_trigger(clean.x, p, region), clean.y))
             return float(F.cross_entropy(logits, clean.y.cpu()))
 
         shape = tuple(clean.x.shape[1:])
