@@ -252,3 +252,10 @@ def test_audit_cli_bad_input_exits_2(tmp_path, capsys):
                  "--out", str(tmp_path / "o"), "--cache-dir", str(tmp_path / "c"), "-q"])
     assert code == 2
     assert "even number" in capsys.readouterr().err
+
+
+def test_top_level_audit_names_an_unknown_option():
+    import unlearnkit
+
+    with pytest.raises(unlearnkit.UnlearnkitError, match="shadows"):
+        unlearnkit.audit("synthetic", "mlp", "random", ["original"], shadows=4)

@@ -50,9 +50,17 @@ def unlearn(
     return algorithm.unlearn(model, task, seed=seed, device=device, inplace=inplace)
 
 
+def audit(*args: Any, **kwargs: Any) -> dict[str, Any]:
+    """Per-example audit (LiRA, U-LiRA, challenge forgetting quality); see
+    :func:`unlearnkit.bench.audit.audit`. Imported lazily: it pulls in the benchmark machinery."""
+    from .bench.audit import audit as run
+
+    return run(*args, **kwargs)
+
+
 __all__ = [
     "DATASETS", "METHODS", "MODELS", "SCENARIOS", "DataError", "DatasetBundle", "HyperparameterError",
     "MissingSplitError", "Split", "TrainRecipe", "UnknownNameError", "UnlearningTask", "UnlearnkitError",
-    "__version__", "as_split", "build_model", "evaluate", "get_method", "get_scenario", "list_methods",
+    "__version__", "as_split", "audit", "build_model", "evaluate", "get_method", "get_scenario", "list_methods",
     "load_dataset", "load_model", "save_model", "train_model", "unlearn",
 ]
