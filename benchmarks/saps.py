@@ -128,7 +128,7 @@ def main() -> None:
                 def run(value):
                     method = get_method(name, **params, **{knob: value})
                     if mask is not None:  # the mask the method would compute, computed once per seed
-                        method.selection = method.selection_mask = lambda m, t: mask
+                        method.selection_mask = lambda m, t: mask
                     with Timer() as t:
                         model = method.unlearn(ctx.original, ctx.data.task, seed=seed, device=exp.device)
                     row = exp.evaluate(model, ctx)

@@ -152,7 +152,7 @@ def test_second_order_with_selection_solves_the_restricted_system():
     assert not torch.equal(out.weight, model.weight)  # nn.Linear alone: the last layer is everything
     mask = {"weight": torch.zeros(3, 3), "bias": torch.ones(3)}
     method = get_method("second_order", damping=damping, cg_iters=100)
-    method.selection = lambda m, t: mask                         # restrict to the bias
+    method.selection_mask = lambda m, t: mask                       # restrict to the bias
     out = method.unlearn(model, task, seed=0, device="cpu")
     assert torch.equal(out.weight, model.weight)
     full = Split.concat(task.retain, task.corrected)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
 import os
@@ -48,21 +49,16 @@ def seeded(seed: int) -> Iterator[None]:
             np.random.set_state(np_state)
 
 
-_WARMED_UP = False
-
-
+@functools.cache
 def warm_up_torch() -> None:
     """Pay torch's one-off lazy imports before anything is timed.
 
     The first ``torch.optim`` optimizer built in a process imports torch._dynamo (about 2 s on an
     idle core, over 10 s on a loaded one); without this, whichever method a process times first is
     charged for it and its speedup is wrong."""
-    global _WARMED_UP
-    if not _WARMED_UP:
-        weight = torch.zeros(1, requires_grad=True)
-        weight.sum().backward()
-        torch.optim.SGD([weight], lr=0.0).step()
-        _WARMED_UP = True
+    weight = torch.zeros(1, requires_grad=True)
+    weight.sum().backward()
+    torch.optim.SGD([weight], lr=0.0).step()
 
 
 class Timer:

@@ -10,13 +10,11 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any, Iterator, Optional
+from typing import Any, Optional
 
 import numpy as np
-import torch
 from torch import nn
 
 from .._version import __version__
@@ -165,6 +163,11 @@ class Experiment:
         row.update(ctx.scenario.extra_metrics(model, ctx.data))
         return row
 
+    def row_head(self, ctx: SeedContext, name: str) -> dict[str, Any]:
+        """The identifying fields that start every result row."""
+        c = self.config
+        return {"method": name, "scenario": c.scenario, "dataset": c.dataset, "model": c.model, "seed": ctx.seed}
+
     def run_method(self, ctx: SeedContext, name: str) -> dict[str, Any]:
         """Unlearn with ``name`` from the original model of ``ctx`` and return the result row."""
         params = self.config.method_params.get(name, {})
@@ -177,8 +180,7 @@ class Experiment:
             with Timer() as t:
                 model = method.unlearn(ctx.original, ctx.data.task, seed=ctx.seed, device=self.device)
             seconds = t.seconds
-        row = {"method": name, "scenario": self.config.scenario, "dataset": self.config.dataset,
-               "model": self.config.model, "seed": ctx.seed}
+        row = self.row_head(ctx, name)
         row.update(self.evaluate(model, ctx))
         row["time_s"] = seconds
         return row
@@ -210,8 +212,7 @@ class Experiment:
                     model = method.unlearn(model, task, seed=ctx.seed, device=self.device)
                 seconds = t.seconds
             view = replace(ctx, data=ctx.scenario.forget_subset(ctx.data, seen))
-            row = {"method": name, "scenario": self.config.scenario, "dataset": self.config.dataset,
-                   "model": self.config.model, "seed": ctx.seed, "request": r}
+            row = {**self.row_head(ctx, name), "request": r}
             row.update(self.evaluate(model, view))
             if len(prev):
                 row["forget_prev_acc"] = accuracy(model, ctx.data.task.forget.subset(prev))

@@ -16,7 +16,7 @@ import html
 import io
 import math
 from pathlib import Path
-from typing import Any, Optional
+from typing import Optional
 
 from ..utils import atomic_write_text
 from .report import PERCENT_METRICS, summarize

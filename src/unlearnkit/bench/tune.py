@@ -32,7 +32,7 @@ from ..utils import stable_hash
 from .cache import ModelCache
 from .experiment import Experiment, ExperimentConfig, SeedContext
 from .spec import BenchSpec, base_hash, load_spec
-from .store import ResultStore, code_version
+from .store import ResultStore
 
 log = logging.getLogger(__name__)
 
@@ -126,8 +126,6 @@ def tune_spec(spec: BenchSpec, store: ResultStore, fixed_params: dict[str, dict]
                     gaps.append(float(np.mean([abs(got[m] - ref[m]) for m in ref])))
                 value = float(np.mean(gaps))
                 return value if math.isfinite(value) else 1.0
-
-            import optuna
 
             study = optuna.create_study(direction="minimize", sampler=optuna.samplers.TPESampler(seed=0))
             study.optimize(objective, n_trials=n_trials, timeout=spec.tune.timeout_s, catch=(Exception,))

@@ -77,8 +77,6 @@ def restrict(spec, args: argparse.Namespace):
 
 
 def main(args: argparse.Namespace) -> int:
-    import yaml
-
     from ..bench.spec import load_spec
 
     start = time.perf_counter()

@@ -34,9 +34,10 @@ def kl_teacher_student(student_logits: torch.Tensor, teacher_probs: torch.Tensor
     return F.kl_div(log_s, teacher_probs, reduction="batchmean") * temperature**2
 
 
-def batch_grad_squares(model: nn.Module, split: Split, batch_size: int) -> dict[str, torch.Tensor]:
-    """SSD-style diagonal importance: the mean over mini-batches of the squared gradient of the
-    mean cross-entropy of each batch (eval mode, batches in order). Returned per parameter name."""
+def summed_batch_gradients(model: nn.Module, split: Split, batch_size: int, square: bool = False
+                           ) -> tuple[dict[str, torch.Tensor], int]:
+    """Sum over the mini-batches of ``split`` (eval mode, in order) of the gradient of each batch's
+    mean cross-entropy, or of its square; returns the sums per parameter name and the batch count."""
     named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
     acc = {n: torch.zeros_like(p) for n, p in named}
     count = 0
@@ -46,9 +47,16 @@ def batch_grad_squares(model: nn.Module, split: Split, batch_size: int) -> dict[
             F.cross_entropy(model(x), y).backward()
             for n, p in named:
                 if p.grad is not None:
-                    acc[n] += p.grad.detach() ** 2
+                    acc[n] += p.grad.detach() ** 2 if square else p.grad.detach()
             count += 1
     model.zero_grad(set_to_none=True)
+    return acc, count
+
+
+def batch_grad_squares(model: nn.Module, split: Split, batch_size: int) -> dict[str, torch.Tensor]:
+    """SSD-style diagonal importance: the mean over mini-batches of the squared gradient of the
+    mean cross-entropy of each batch (eval mode, batches in order). Returned per parameter name."""
+    acc, count = summed_batch_gradients(model, split, batch_size, square=True)
     return {n: a / max(count, 1) for n, a in acc.items()}
 
 

@@ -32,6 +32,7 @@ from ..params import Hyperparameters, hp
 from ..task import UnlearningTask
 from ..training import make_optimizer
 from ..utils import resolve_device, seeded
+from .selection import SCORES, select_params, selection_data
 
 log = logging.getLogger(__name__)
 
@@ -122,6 +123,17 @@ class UnlearningMethod(ABC):
         bs = batch_size or getattr(self.params, "batch_size", 64)
         return split.batches(bs, shuffle=shuffle, generator=self.generator)
 
+    def selection_mask(self, model: nn.Module, task: UnlearningTask) -> Optional[dict[str, torch.Tensor]]:
+        """The ``select`` / ``select_fraction`` mask of methods whose params have them (None for
+        ``select="all"`` or no such param: no extra cost). Scores are computed on the forget set (plus
+        ``task.corrected`` when present) at the input weights; random draws use their own seeded
+        generator so batch order is unchanged."""
+        choice = getattr(self.params, "select", "all")
+        if choice == "all":
+            return None
+        return select_params(model, selection_data(task), self.params.select_fraction, score=choice,
+                             generator=torch.Generator().manual_seed(self.seed + 7919))
+
     def num_classes(self, task: UnlearningTask) -> int:
         if task.num_classes is not None:
             return task.num_classes
@@ -138,7 +150,7 @@ class IterativeParams(Hyperparameters):
     momentum: float = hp(0.9, "SGD momentum")
     weight_decay: float = hp(5e-4, "weight decay")
     select: str = hp("all", "update only these parameters (SAPS, arXiv 2504.06398; see methods/selection.py); "
-                     "all = no restriction", choices=("hessian", "fisher", "grad", "random", "last_layer", "all"))
+                     "all = no restriction", choices=SCORES)
     select_fraction: float = hp(0.05, "fraction of parameter entries kept by select (hessian/fisher/grad/random)",
                                 "SAPS paper uses a few percent")
 
@@ -210,17 +222,6 @@ class IterativeMethod(UnlearningMethod):
 
     def make_scheduler(self, optimizer: torch.optim.Optimizer):
         return None
-
-    def selection_mask(self, model: nn.Module, task: UnlearningTask) -> Optional[dict[str, torch.Tensor]]:
-        """The ``select`` / ``select_fraction`` mask (None for ``select="all"``: no extra cost). Scores
-        are computed on the forget set (plus ``task.corrected`` when present) at the input weights;
-        random draws use their own seeded generator so batch order is unchanged."""
-        choice = getattr(self.params, "select", "all")
-        if choice == "all":
-            return None
-        from .selection import select_params, selection_data
-        return select_params(model, selection_data(task), self.params.select_fraction, score=choice,
-                             generator=torch.Generator().manual_seed(self.seed + 7919))
 
     # -- the optimiser step -------------------------------------------------------------------
     def set_update_mask(self, mask: Optional[dict[str, torch.Tensor]]) -> None:

@@ -34,7 +34,7 @@ from torch.nn import functional as F
 from ..data.split import Split
 from ..errors import DataError
 from .base import ClosedFormMethod, Hyperparameters, hp, register_method
-from .selection import SCORES, select_params, selection_data
+from .selection import SCORES
 
 
 @dataclass
@@ -65,12 +65,6 @@ class CorrectionMethod(ClosedFormMethod):
     def trainable(self, model: nn.Module) -> list[tuple[str, torch.Tensor]]:
         return [(n, p) for n, p in model.named_parameters() if p.requires_grad]
 
-    def selection(self, model: nn.Module, task) -> Optional[dict[str, torch.Tensor]]:
-        if self.params.select == "all":
-            return None
-        return select_params(model, selection_data(task), self.params.select_fraction, score=self.params.select,
-                             generator=torch.Generator().manual_seed(self.seed + 7919))
-
     def active(self, model: nn.Module, mask: Optional[dict[str, torch.Tensor]]) -> list[tuple[str, torch.Tensor]]:
         """Trainable parameters with at least one selected entry: gradients and HVPs are taken w.r.t.
         these only, so e.g. a last-layer selection never back-propagates into the feature extractor."""
@@ -100,7 +94,7 @@ class FirstOrder(CorrectionMethod):
 
     def _unlearn(self, model, task):
         self.check_pairs(task)
-        mask = self.selection(model, task)
+        mask = self.selection_mask(model, task)
         named = self.active(model, mask)
         with eval_mode(model):
             diff = self.gradient_difference(model, task, named)

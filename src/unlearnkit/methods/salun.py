@@ -36,7 +36,7 @@ from torch.nn import functional as F
 
 from ..data.split import Split
 from ..errors import HyperparameterError
-from ._peer_utils import eval_mode
+from ._peer_utils import summed_batch_gradients
 from .base import IterativeMethod, IterativeParams, hp, register_method
 from .rl import random_wrong_labels
 
@@ -46,16 +46,7 @@ def saliency_mask(model: nn.Module, forget: Split, fraction: float, batch_size: 
     """SalUn's weight-saliency mask: accumulate the gradient of the forget cross-entropy over the
     forget batches (eval mode), take its absolute value, keep the global top ``fraction`` of entries
     (exactly round(fraction * total) ones; ties broken by ``torch.topk``)."""
-    named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
-    acc = {n: torch.zeros_like(p) for n, p in named}
-    with eval_mode(model):
-        for x, y in forget.batches(batch_size, shuffle=False):
-            model.zero_grad(set_to_none=True)
-            F.cross_entropy(model(x), y).backward()
-            for n, p in named:
-                if p.grad is not None:
-                    acc[n] += p.grad.detach()
-    model.zero_grad(set_to_none=True)
+    acc, _ = summed_batch_gradients(model, forget, batch_size)
     scores = torch.cat([a.abs().flatten() for a in acc.values()])
     k = int(round(fraction * scores.numel()))
     flat = torch.zeros_like(scores)

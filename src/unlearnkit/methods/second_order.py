@@ -68,7 +68,7 @@ class SecondOrder(CorrectionMethod):
     def _unlearn(self, model, task):
         self.check_pairs(task)
         p = self.params
-        mask = self.selection(model, task)
+        mask = self.selection_mask(model, task)
         named = self.active(model, mask)
         params = [q for _, q in named]
         masks = None if mask is None else [mask[n].to(q.device, q.dtype) for n, q in named]

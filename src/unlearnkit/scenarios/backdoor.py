@@ -29,7 +29,7 @@ from ..errors import DataError
 from ..evaluation.metrics import accuracy, predict_logits
 from ..params import Hyperparameters, hp
 from ..utils import stable_hash
-from .base import Scenario, ScenarioData, make_task, register_scenario, resolve_count
+from .base import Scenario, ScenarioData, check_class, make_task, register_scenario, resolve_count
 
 
 @dataclass
@@ -84,9 +84,7 @@ class BackdoorScenario(Scenario):
 
     def build(self, bundle, seed):
         o = self.options
-        k = bundle.num_classes
-        if not 0 <= o.target < k:
-            raise DataError(f"backdoor target={o.target} does not exist: {bundle.name} has classes 0..{k - 1}")
+        check_class(bundle, o.target, "backdoor target")
         x, y = bundle.train.x, bundle.train.y.numpy()
         pool = np.flatnonzero(y != o.target)
         count = resolve_count(o.poison_rate, len(y), "poison_rate")

@@ -92,6 +92,15 @@ def resolve_count(size: float, n: int, what: str = "forget-size") -> int:
     return count
 
 
+def check_class(bundle: DatasetBundle, value: int, option: str, sentinel: str = "") -> None:
+    """Raise a DataError naming ``option`` unless ``value`` is a class of ``bundle``; ``sentinel``
+    describes an extra allowed value the caller has already handled (e.g. "-1 = next class")."""
+    if not 0 <= value < bundle.num_classes:
+        extra = f" (or {sentinel})" if sentinel else ""
+        raise DataError(f"{option}={value} does not exist: {bundle.name} has classes "
+                        f"0..{bundle.num_classes - 1}{extra}")
+
+
 def check_indices(indices: Any, n: int) -> np.ndarray:
     """Validate explicit forget indices into a training set of size ``n``."""
     idx = np.asarray(indices)

@@ -39,7 +39,7 @@ from ..errors import DataError
 from ..evaluation.metrics import accuracy, predict_logits
 from ..params import Hyperparameters, hp
 from ..utils import stable_hash
-from .base import Scenario, ScenarioData, make_task, register_scenario
+from .base import Scenario, ScenarioData, check_class, make_task, register_scenario
 from .backdoor import apply_trigger, corner_region
 
 
@@ -79,9 +79,8 @@ class FeatureScenario(Scenario):
     def build(self, bundle, seed):
         o = self.options
         x, y = bundle.train.x, bundle.train.y.numpy()
-        if o.target_class != -1 and not 0 <= o.target_class < bundle.num_classes:
-            raise DataError(f"feature target_class={o.target_class} does not exist: classes are "
-                            f"0..{bundle.num_classes - 1} (or -1 = any class)")
+        if o.target_class != -1:
+            check_class(bundle, o.target_class, "feature target_class", sentinel="-1 = any class")
         if o.n_candidates < 1:
             raise DataError(f"n_candidates={o.n_candidates} must be >= 1")
         pool = np.flatnonzero(y == o.target_class) if o.target_class >= 0 else np.arange(len(y))

@@ -14,7 +14,7 @@ import numpy as np
 from ..errors import DataError
 from ..evaluation.metrics import accuracy
 from ..params import Hyperparameters, hp
-from .base import Scenario, ScenarioData, make_task, register_scenario
+from .base import Scenario, ScenarioData, check_class, make_task, register_scenario
 
 
 @dataclass
@@ -30,8 +30,7 @@ class ClassScenario(Scenario):
 
     def build(self, bundle, seed):
         k = self.options.forget_class
-        if not 0 <= k < bundle.num_classes:
-            raise DataError(f"forget_class={k} does not exist: {bundle.name} has classes 0..{bundle.num_classes - 1}")
+        check_class(bundle, k, "forget_class")
         y = bundle.train.y.numpy()
         idx = np.flatnonzero(y == k)
         if idx.size == 0:

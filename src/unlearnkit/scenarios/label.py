@@ -23,7 +23,7 @@ from ..errors import DataError
 from ..evaluation.metrics import accuracy
 from ..params import Hyperparameters, hp
 from ..utils import stable_hash
-from .base import Scenario, ScenarioData, make_task, register_scenario
+from .base import Scenario, ScenarioData, check_class, make_task, register_scenario
 
 
 @dataclass
@@ -58,8 +58,8 @@ class LabelScenario(Scenario):
         classes = parse_classes(o.classes, k)
         if not 0.0 < o.fraction <= 1.0:
             raise DataError(f"label fraction={o.fraction} must be in (0, 1]")
-        if o.target != -1 and not 0 <= o.target < k:
-            raise DataError(f"label target={o.target} does not exist: classes are 0..{k - 1} (or -1 = next class)")
+        if o.target != -1:
+            check_class(bundle, o.target, "label target", sentinel="-1 = next class")
         y = bundle.train.y.numpy()
         rng = np.random.default_rng(seed)
         picked = []

@@ -21,7 +21,7 @@ import numpy as np
 from ..errors import DataError
 from ..evaluation.metrics import accuracy
 from ..params import Hyperparameters, hp
-from .base import Scenario, ScenarioData, make_task, register_scenario
+from .base import Scenario, ScenarioData, check_class, make_task, register_scenario
 
 
 @dataclass
@@ -41,9 +41,7 @@ class SubclassScenario(Scenario):
         from sklearn.cluster import KMeans
 
         o = self.options
-        if not 0 <= o.forget_class < bundle.num_classes:
-            raise DataError(f"forget_class={o.forget_class} does not exist: {bundle.name} has classes "
-                            f"0..{bundle.num_classes - 1}")
+        check_class(bundle, o.forget_class, "forget_class")
         if o.n_clusters < 2:
             raise DataError(f"n_clusters={o.n_clusters}: a sub-class needs at least 2 clusters")
         if not 0 <= o.cluster < o.n_clusters:
