@@ -26,7 +26,7 @@ import logging
 import os
 import time
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Optional
 
@@ -197,10 +197,9 @@ def _get_unlearned(st: dict, method: str, k: int, seed: int):
     if method == "retrain" and not params:  # Retrain ignores the input weights: share the pool
         return _get_retrain(st, seed)
     original, _ = _get_original(st, k)
-    data = st["scenario"].build(exp.bundle(), exp.config.seeds[0])
-    data.task.recipe = exp.config.training_recipe()
-    if hasattr(st["scenario"], "prepare_task"):
-        st["scenario"].prepare_task(original, data)
+    # the worker's scenario data, with its own metadata: prepare_task may add what depends on original k
+    data = replace(st["data"], task=replace(st["data"].task, metadata=dict(st["data"].task.metadata)))
+    st["scenario"].prepare_task(original, data)
     algorithm = get_method(method, **params)
     # resolved hyperparameters (defaults included): a changed default must not reuse a cached model
     key = {"kind": "unlearned", "method": method, "params": algorithm.params.to_dict(),
