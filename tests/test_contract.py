@@ -61,7 +61,9 @@ def test_method_contract(name, toy_class):
 @pytest.mark.parametrize("name", ALL)
 def test_method_metadata(name):
     cls = METHODS.get(name)
-    assert cls.summary and cls.__doc__ is not None or cls.__module__
+    assert cls.name == name
+    assert cls.summary.strip() and "\n" not in cls.summary, f"{name} needs a one-line summary"
+    assert cls.family in ("reference", "iterative", "closed_form", "other"), f"{name}: unknown family {cls.family!r}"
     module_doc = __import__(cls.__module__, fromlist=["x"]).__doc__
     assert module_doc and len(module_doc.strip()) > 40, f"{name}'s file needs its header docstring"
     for h in cls.Params.describe():

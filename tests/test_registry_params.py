@@ -39,6 +39,8 @@ class _P(Hyperparameters):
     flag: bool = hp(False, "a switch")
     mode: str = hp("a", "mode", choices=("a", "b"))
     cap: Optional[int] = hp(None, "optional cap")
+    share: float = hp(0.5, "a fraction", gt=0, le=1)
+    count: Optional[int] = hp(None, "optional count", ge=1)
 
 
 def test_strings_from_the_cli_are_converted_to_field_types():
@@ -53,6 +55,9 @@ def test_strings_from_the_cli_are_converted_to_field_types():
     ({"flag": "maybe"}, r"flag must be of type bool"),
     ({"mode": "c"}, r"mode='c' is not one of \['a', 'b'\]"),
     ({"lr": -1.0}, r"lr=-1.0 must be > 0"),
+    ({"share": 0}, r"_P\.share=0\.0 must be in \(0, 1\]"),
+    ({"share": "1.5"}, r"share=1\.5 must be in \(0, 1\]"),
+    ({"count": 0}, r"_P\.count=0 must be >= 1"),
 ])
 def test_bad_hyperparameter_values_raise_clear_errors(values, message):
     with pytest.raises(HyperparameterError, match=message):
@@ -69,7 +74,36 @@ def test_non_numeric_hyperparameter_through_a_method():
         get_method("ft", lr="abc")
 
 
+def test_declared_bounds_accept_their_edges_and_none():
+    assert _P.from_dict({"share": 1.0, "count": 1}).share == 1.0
+    assert _P.from_dict({"count": "none"}).count is None
+    assert {h["name"]: h["range"] for h in _P.describe()}["share"] == "in (0, 1]"
+
+
+@pytest.mark.parametrize("method, values, message", [
+    ("salun", {"fraction": 0.0}, r"salun\.fraction=0\.0 must be in \(0, 1\]"),
+    ("ssd", {"lam": 0}, r"ssd\.lam=0\.0 must be > 0"),
+    ("fisher", {"alpha": -1e-6}, r"fisher\.alpha=-1e-06 must be >= 0"),
+    ("bad_teacher", {"retain_fraction": 1.2}, r"bad_teacher\.retain_fraction=1\.2 must be in \[0, 1\]"),
+    ("unsir", {"retain_fraction": 0}, r"unsir\.retain_fraction=0\.0 must be in \(0, 1\]"),
+    ("dist_match", {"retain_fraction": -0.5}, r"dist_match\.retain_fraction=-0\.5 must be in \[0, 1\]"),
+    ("instance_adv", {"pgd_steps": 0}, r"instance_adv\.pgd_steps=0 must be >= 1"),
+    ("ga", {"select_fraction": 2}, r"ga\.select_fraction=2\.0 must be in \(0, 1\]"),
+])
+def test_hyperparameter_ranges_fail_when_the_method_is_built(method, values, message):
+    """Out-of-range values are rejected by ``get_method`` itself, before any model is trained."""
+    with pytest.raises(HyperparameterError, match=message):
+        get_method(method, **values)
+
+
 def test_every_method_documents_its_defaults():
     for name in METHODS.names():
-        for h in METHODS.get(name).Params.describe():
-            assert {"name", "type", "default", "help", "source"} <= set(h)
+        params = METHODS.get(name).Params
+        defaults = params()
+        for h in params.describe():
+            assert h["help"].strip(), f"{name}.{h['name']} has no help text"
+            assert h["default"] == getattr(defaults, h["name"]), f"{name}.{h['name']}: describe() shows a wrong default"
+            assert h["type"] in ("int", "float", "str", "bool", "Optional"), f"{name}.{h['name']}: untyped"
+        # the listed defaults are valid values: building the method from them round-trips
+        listed = {h["name"]: h["default"] for h in params.describe()}
+        assert get_method(name, **listed).params == defaults

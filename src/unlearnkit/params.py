@@ -15,11 +15,19 @@ from typing import Any, Optional
 from .errors import HyperparameterError, UnknownNameError
 
 
-def hp(default: Any, help: str, source: str = "", choices: Optional[tuple] = None):
-    """A documented hyperparameter field: ``lr: float = hp(0.01, "learning rate", "paper Tab. 3")``."""
-    meta = {"help": help, "source": source}
+def hp(default: Any, help: str, source: str = "", choices: Optional[tuple] = None, *,
+       ge: Optional[float] = None, gt: Optional[float] = None,
+       le: Optional[float] = None, lt: Optional[float] = None):
+    """A documented hyperparameter field: ``lr: float = hp(0.01, "learning rate", "paper Tab. 3", gt=0)``.
+
+    ``ge`` / ``gt`` / ``le`` / ``lt`` bound a numeric value (>=, >, <=, <); they are checked when the
+    hyperparameters are built, so a method with an out-of-range value fails before any training."""
+    meta: dict[str, Any] = {"help": help, "source": source}
     if choices is not None:
         meta["choices"] = tuple(choices)
+    bounds = {k: v for k, v in (("ge", ge), ("gt", gt), ("le", le), ("lt", lt)) if v is not None}
+    if bounds:
+        meta["bounds"] = bounds
     if isinstance(default, (list, dict, set)):
         return field(default_factory=lambda: copy.deepcopy(default), metadata=meta)
     return field(default=default, metadata=meta)
@@ -55,23 +63,46 @@ class Hyperparameters:
             value = getattr(self, f.name)
             if choices and value not in choices:
                 raise HyperparameterError(f"{owner}.{f.name}={value!r} is not one of {list(choices)}")
-            if f.name in ("lr", "epochs", "batch_size") and isinstance(value, (int, float)) and value <= 0:
-                raise HyperparameterError(f"{owner}.{f.name}={value!r} must be > 0")
+            bounds = dict(f.metadata.get("bounds", {}))
+            if f.name in ("lr", "epochs", "batch_size") and not bounds:
+                bounds = {"gt": 0}  # a zero or negative step size, length or batch is never meant
+            if value is not None and not _within(value, bounds):
+                raise HyperparameterError(f"{owner}.{f.name}={value!r} must be {_describe_bounds(bounds)}")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
     @classmethod
     def describe(cls) -> list[dict[str, Any]]:
-        """Name, type, default, help and source of each hyperparameter (for `unlearnkit methods`)."""
+        """Name, type, default, help, source and allowed range of each hyperparameter (for `unlearnkit methods`)."""
         out = []
         types = cls.field_types()
         for f in fields(cls):
             default = f.default if f.default is not MISSING else f.default_factory()  # type: ignore[misc]
             out.append({"name": f.name, "type": getattr(types[f.name], "__name__", str(types[f.name])),
                         "default": default, "help": f.metadata.get("help", ""),
-                        "source": f.metadata.get("source", "")})
+                        "source": f.metadata.get("source", ""),
+                        "range": _describe_bounds(f.metadata["bounds"]) if "bounds" in f.metadata else ""})
         return out
+
+
+_BOUND_CHECKS = {"ge": lambda v, b: v >= b, "gt": lambda v, b: v > b,
+                 "le": lambda v, b: v <= b, "lt": lambda v, b: v < b}
+
+
+def _within(value: Any, bounds: dict[str, float]) -> bool:
+    return all(_BOUND_CHECKS[k](value, b) for k, b in bounds.items())
+
+
+def _describe_bounds(bounds: dict[str, float]) -> str:
+    """``{"gt": 0, "le": 1}`` -> "in (0, 1]"; one-sided bounds read "> 0", ">= 1"."""
+    low = ("(", bounds["gt"]) if "gt" in bounds else ("[", bounds["ge"]) if "ge" in bounds else None
+    high = (")", bounds["lt"]) if "lt" in bounds else ("]", bounds["le"]) if "le" in bounds else None
+    if low and high:
+        return f"in {low[0]}{low[1]}, {high[1]}{high[0]}"
+    if low:
+        return f"{'>' if low[0] == '(' else '>='} {low[1]}"
+    return f"{'<' if high[0] == ')' else '<='} {high[1]}"
 
 
 def _convert(owner: str, name: str, value: Any, typ: Any) -> Any:

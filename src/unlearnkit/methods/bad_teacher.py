@@ -37,7 +37,6 @@ import torch
 from torch.nn import functional as F
 
 from ..data.split import Split
-from ..errors import HyperparameterError
 from ..models import reinitialize
 from ._peer_utils import kl_teacher_student
 from .base import IterativeMethod, IterativeParams, hp, register_method
@@ -62,7 +61,7 @@ class BadTeacherParams(IterativeParams):
     batch_size: int = hp(256, "mini-batch size", "reference code")
     temperature: float = hp(1.0, "KL temperature T", "reference code")
     retain_fraction: float = hp(1.0, "fraction of the retain set distilled from the original",
-                                "tuned: {0.3 (paper), 0.6, 1.0} on digits/cnn")
+                                "tuned: {0.3 (paper), 0.6, 1.0} on digits/cnn", ge=0, le=1)
 
 
 @register_method
@@ -74,8 +73,6 @@ class BadTeacher(IterativeMethod):
 
     def prepare(self, model, task):
         p = self.params
-        if not 0.0 <= p.retain_fraction <= 1.0:
-            raise HyperparameterError(f"bad_teacher.retain_fraction={p.retain_fraction} must be in [0, 1]")
         self.incompetent = reinitialize(copy.deepcopy(self.original)).eval()  # global RNG seeded by unlearn()
         for q in self.incompetent.parameters():
             q.requires_grad_(False)

@@ -152,7 +152,7 @@ class IterativeParams(Hyperparameters):
     select: str = hp("all", "update only these parameters (SAPS, arXiv 2504.06398; see methods/selection.py); "
                      "all = no restriction", choices=SCORES)
     select_fraction: float = hp(0.05, "fraction of parameter entries kept by select (hessian/fisher/grad/random)",
-                                "SAPS paper uses a few percent")
+                                "SAPS paper uses a few percent", gt=0, le=1)
 
 
 class IterativeMethod(UnlearningMethod):

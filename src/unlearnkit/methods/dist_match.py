@@ -58,7 +58,6 @@ from torch import nn
 from torch.nn import functional as F
 
 from ..data.split import Split
-from ..errors import HyperparameterError
 from .base import IterativeMethod, IterativeParams, hp, register_method
 
 
@@ -148,7 +147,7 @@ class DistMatchParams(IterativeParams):
     third_party: str = hp("withheld", "third-party target: withheld (forget labels removed when the forget set "
                                       "has one label), ood (feature-permuted), all", "issue 5 measurement",
                           choices=("withheld", "ood", "all"))
-    retain_fraction: float = hp(1.0, "fraction of task.retain used (0 = none, even when given)")
+    retain_fraction: float = hp(1.0, "fraction of task.retain used (0 = none, even when given)", ge=0, le=1)
     match_weight: float = hp(1.0, "weight of the discrepancy term")
     anchor_weight: float = hp(1.0, "weight of KL(original || model) on third-party data")
     retain_weight: float = hp(1.0, "weight of CE on retain data (when used)")
@@ -171,8 +170,6 @@ class DistMatch(IterativeMethod):
     # -- set-up ---------------------------------------------------------------------------------
     def prepare(self, model: nn.Module, task) -> None:
         p = self.params
-        if not 0.0 <= p.retain_fraction <= 1.0:
-            raise HyperparameterError(f"dist_match retain_fraction={p.retain_fraction} must be in [0, 1]")
         forget_labels = torch.unique(task.forget.y)
         single = len(forget_labels) == 1
         self.marginal = p.matching == "marginal" or (p.matching == "auto" and single)

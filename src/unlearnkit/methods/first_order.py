@@ -42,7 +42,8 @@ class CorrectionParams(Hyperparameters):
     """Options shared by the first- and second-order updates."""
 
     select: str = hp("all", "update only these parameters (SAPS); all = no restriction", choices=SCORES)
-    select_fraction: float = hp(0.05, "fraction of parameter entries kept by select", "SAPS uses a few percent")
+    select_fraction: float = hp(0.05, "fraction of parameter entries kept by select", "SAPS uses a few percent",
+                                gt=0, le=1)
     batch_size: int = hp(256, "batch size of the gradient computations (does not change the result)")
 
 

@@ -35,7 +35,6 @@ from torch import nn
 from torch.nn import functional as F
 
 from ..data.split import Split
-from ..errors import HyperparameterError
 from ._peer_utils import eval_mode
 from .base import ClosedFormMethod, Hyperparameters, hp, register_method
 
@@ -103,8 +102,8 @@ def noise_variance(model: nn.Module, fisher: dict[str, torch.Tensor], alpha: flo
 
 @dataclass
 class FisherParams(Hyperparameters):
-    alpha: float = hp(1e-6, "noise scale: variance = alpha / Fisher (clamped)", "reference code")
-    max_var: float = hp(1e3, "clamp of 1 / Fisher before scaling by alpha", "reference code")
+    alpha: float = hp(1e-6, "noise scale: variance = alpha / Fisher (clamped)", "reference code", ge=0)
+    max_var: float = hp(1e3, "clamp of 1 / Fisher before scaling by alpha", "reference code", gt=0)
     reference_tweaks: bool = hp(True, "row-averaged variance, output-layer clamp 1e2 and x10, 1-D params x10",
                                 "reference code")
     forget_class_reset: bool = hp(True, "zero the forgotten class's output row (class scenario only)",
@@ -124,8 +123,6 @@ class Fisher(ClosedFormMethod):
 
     def _unlearn(self, model, task):
         p = self.params
-        if p.alpha < 0 or p.max_var <= 0:
-            raise HyperparameterError(f"fisher needs alpha >= 0 and max_var > 0, got {p.alpha}, {p.max_var}")
         retain = task.retain
         if p.max_samples and p.max_samples < len(retain):
             keep = torch.randperm(len(retain), generator=self.generator)[:p.max_samples]

@@ -79,7 +79,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from ..errors import DataError, HyperparameterError
+from ..errors import DataError
 from ..params import Hyperparameters, hp
 from ..scenarios.instance import GOALS, goal_met, most_likely_wrong_class
 from .base import UnlearningMethod, register_method
@@ -92,9 +92,9 @@ class InstanceAdvParams(Hyperparameters):
     goal: str = hp("auto", "misclassify | relabel; auto = the task's metadata['goal'] (else misclassify)",
                    choices=("auto",) + GOALS)
     lr: float = hp(1e-3, "SGD learning rate", "reference scripts")
-    momentum: float = hp(0.9, "SGD momentum", "reference code")
-    weight_decay: float = hp(1e-4, "SGD weight decay", "reference code")
-    max_steps: int = hp(3000, "cap on optimisation steps (stops earlier as soon as the goal is met)", "our choice")
+    momentum: float = hp(0.9, "SGD momentum", "reference code", ge=0)
+    weight_decay: float = hp(1e-4, "SGD weight decay", "reference code", ge=0)
+    max_steps: int = hp(3000, "cap on optimisation steps (stops earlier as soon as the goal is met)", "our choice", ge=1)
     batch_size: int = hp(32, "forget instances per step", "reference code")
     forget_loss: str = hp("complement", "misclassify term: neg_ce = -CE(f(x), y) (paper); complement = "
                           "-log(1 - p_y), which does not vanish on saturated models", "our choice (see module doc)",
@@ -102,33 +102,22 @@ class InstanceAdvParams(Hyperparameters):
     pending_only: bool = hp(True, "draw forget batches only from instances that do not meet the goal yet",
                             "our stabilisation (see module doc); the reference uses all instances")
     adv: bool = hp(True, "representation-level regulariser: train on adversarial examples", "paper")
-    num_adv: int = hp(20, "adversarial examples per forget instance", "reference scripts (CIFAR-10)")
+    num_adv: int = hp(20, "adversarial examples per forget instance", "reference scripts (CIFAR-10)", ge=1)
     adv_batch_size: int = hp(32, "adversarial examples per step",
-                             "tuned on digits and mnist1d, k in {16, 64} (reference 256; see module doc)")
-    eps: float = hp(0.0, "L2 radius of the attack; 0 = eps_ratio x mean L2 norm of the forget inputs")
+                             "tuned on digits and mnist1d, k in {16, 64} (reference 256; see module doc)", ge=1)
+    eps: float = hp(0.0, "L2 radius of the attack; 0 = eps_ratio x mean L2 norm of the forget inputs", ge=0)
     eps_ratio: float = hp(0.3, "automatic eps as a fraction of the mean L2 norm of the forget inputs",
-                          "our scaling of the reference eps 4.0 on CIFAR-10 (see module doc)")
-    pgd_steps: int = hp(100, "PGD iterations", "reference scripts")
-    pgd_step_ratio: float = hp(0.025, "PGD step size as a fraction of eps", "reference 0.1 / 4.0")
+                          "our scaling of the reference eps 4.0 on CIFAR-10 (see module doc)", gt=0)
+    pgd_steps: int = hp(100, "PGD iterations", "reference scripts", ge=1)
+    pgd_step_ratio: float = hp(0.025, "PGD step size as a fraction of eps", "reference 0.1 / 4.0", gt=0)
     importance: bool = hp(True, "parameter-level regulariser: MAS-weighted pull towards the original", "paper")
-    reg_lambda: float = hp(1.0, "weight lam of the importance regulariser", "reference scripts")
+    reg_lambda: float = hp(1.0, "weight lam of the importance regulariser", "reference scripts", ge=0)
     max_grad_norm: float = hp(0.0, "clip the gradient norm of each step to this value (0 = no clipping)",
                               "our addition, off by default")
     nominal_weight: bool = hp(True, "weight the forget term by min(batch_size, k) (True) or by the pending "
                               "instances in the batch (False: gentler, but slow to finish at k=64)",
                               "reference weights; measured trade-off in the module doc")
     freeze_bn: bool = hp(True, "keep BatchNorm in eval mode while unlearning", "our choice (see module doc)")
-
-    def validate(self, owner: str = "method") -> None:
-        super().validate(owner)
-        for name in ("max_steps", "num_adv", "adv_batch_size", "pgd_steps"):
-            if getattr(self, name) < 1:
-                raise HyperparameterError(f"{owner}.{name}={getattr(self, name)} must be >= 1")
-        for name in ("eps", "reg_lambda", "weight_decay", "momentum"):
-            if getattr(self, name) < 0:
-                raise HyperparameterError(f"{owner}.{name}={getattr(self, name)} must be >= 0")
-        if self.eps_ratio <= 0 or self.pgd_step_ratio <= 0:
-            raise HyperparameterError(f"{owner}.eps_ratio and pgd_step_ratio must be > 0")
 
 
 @register_method

@@ -35,7 +35,6 @@ from torch import nn
 from torch.nn import functional as F
 
 from ..data.split import Split
-from ..errors import HyperparameterError
 from ._peer_utils import summed_batch_gradients
 from .base import IterativeMethod, IterativeParams, hp, register_method
 from .rl import random_wrong_labels
@@ -64,7 +63,7 @@ class SalUnParams(IterativeParams):
     epochs: int = hp(10, "epochs over forget(random labels) + retain", "SalUn reference scripts (CIFAR-10)")
     lr: float = hp(0.001, "SGD learning rate", "tuned: {0.013 (reference), 0.003, 0.001} on digits/cnn")
     fraction: float = hp(0.5, "fraction of weights (global top by |forget gradient|) that may change",
-                         "SalUn reference default (mask ratio 0.5)")
+                         "SalUn reference default (mask ratio 0.5)", gt=0, le=1)
 
 
 @register_method
@@ -75,8 +74,6 @@ class SalUn(IterativeMethod):
     requires = ("forget", "retain")
 
     def prepare(self, model, task):
-        if not 0.0 < self.params.fraction <= 1.0:
-            raise HyperparameterError(f"salun.fraction={self.params.fraction} must be in (0, 1]")
         self.saliency = saliency_mask(model, task.forget, self.params.fraction, self.params.batch_size)
         self.set_update_mask(self.saliency)
         wrong = random_wrong_labels(task.forget.y.cpu(), self.num_classes(task), self.generator)

@@ -37,7 +37,6 @@ import torch
 from torch import nn
 
 from ..data.split import Split
-from ..errors import HyperparameterError
 from ._peer_utils import batch_grad_squares
 from .base import ClosedFormMethod, Hyperparameters, hp, register_method
 
@@ -61,10 +60,10 @@ def dampen(model: nn.Module, importance_d: dict[str, torch.Tensor], importance_f
 @dataclass
 class SSDParams(Hyperparameters):
     alpha: float = hp(0.0, "selection weighting: dampen entries with I_f > alpha * I_D; "
-                      "0 = alpha_rel * |D| / |D_forget|", "reference 10 for CIFAR/ResNet-18 (hand-scaled per setting)")
+                      "0 = alpha_rel * |D| / |D_forget|", "reference 10 for CIFAR/ResNet-18 (hand-scaled per setting)", ge=0)
     alpha_rel: float = hp(0.7, "alpha relative to |D| / |D_forget| when alpha = 0",
-                          "tuned on digits/cnn: fixed alpha in {0.5, 1, 2, 5, 7, 10}, best 7 at |D|/|D_f| ~ 10")
-    lam: float = hp(1.0, "dampening constant lambda: factor min(lambda * I_D / I_f, 1)", "paper / reference code")
+                          "tuned on digits/cnn: fixed alpha in {0.5, 1, 2, 5, 7, 10}, best 7 at |D|/|D_f| ~ 10", gt=0)
+    lam: float = hp(1.0, "dampening constant lambda: factor min(lambda * I_D / I_f, 1)", "paper / reference code", gt=0)
     batch_size: int = hp(64, "mini-batch size of the importance passes", "reference code")
 
 
@@ -77,9 +76,6 @@ class SSD(ClosedFormMethod):
 
     def _unlearn(self, model, task):
         p = self.params
-        if p.alpha < 0 or p.lam <= 0 or p.alpha_rel <= 0:
-            raise HyperparameterError(f"ssd needs alpha >= 0, alpha_rel > 0 and lam > 0, got alpha={p.alpha}, "
-                                      f"alpha_rel={p.alpha_rel}, lam={p.lam}")
         full = Split.concat(task.retain, task.forget)
         self.alpha = p.alpha if p.alpha > 0 else p.alpha_rel * len(full) / len(task.forget)
         self.importance_d = batch_grad_squares(model, full, p.batch_size)

@@ -36,7 +36,6 @@ import torch
 from torch.nn import functional as F
 
 from ..data.split import Split
-from ..errors import HyperparameterError
 from ._peer_utils import eval_mode, forgotten_classes
 from .base import IterativeMethod, IterativeParams, hp, register_method
 
@@ -76,7 +75,7 @@ class UNSIRParams(IterativeParams):
     noise_ratio: float = hp(0.57, "noise examples in the impair set per retain-subset example (the noise batch is "
                             "repeated to reach it)", "reference notebook: 20 x 256 noise vs ~9,000 retain images")
     retain_fraction: float = hp(0.5, "fraction of the retain set used in impair and repair",
-                                "tuned: {0.2 (reference), 0.5} on digits/cnn")
+                                "tuned: {0.2 (reference), 0.5} on digits/cnn", gt=0, le=1)
     impair_epochs: int = hp(1, "epochs on noise + retain subset", "reference notebook")
     impair_lr: float = hp(0.02, "impair learning rate", "reference notebook")
     repair_epochs: int = hp(10, "epochs on the retain subset", "tuned: {1 (reference), 5, 10} on digits/cnn")
@@ -103,8 +102,6 @@ class UNSIR(IterativeMethod):
 
     def prepare(self, model, task):
         p = self.params
-        if not 0.0 < p.retain_fraction <= 1.0:
-            raise HyperparameterError(f"unsir.retain_fraction={p.retain_fraction} must be in (0, 1]")
         self.classes = forgotten_classes(task, p.forget_class, self.name)
         device = task.forget.x.device
         shape = (p.noise_batch, *task.forget.x.shape[1:])
