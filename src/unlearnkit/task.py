@@ -11,6 +11,7 @@ from torch import nn
 from .data.split import Split, as_split
 from .errors import DataError
 from .training import TrainRecipe
+from .utils import eval_mode
 
 SPLIT_NAMES = ("forget", "retain", "test", "third_party", "corrected")
 
@@ -74,17 +75,13 @@ def validate_against_model(model: nn.Module, splits: dict[str, Split], num_class
     example = next(iter(splits.values())).x[:1]
     params = list(model.parameters())
     device = params[0].device if params else torch.device("cpu")
-    was_training = model.training
-    model.eval()
     try:
-        with torch.no_grad():
+        with eval_mode(model), torch.no_grad():
             out = model(example.to(device))
     except RuntimeError as exc:
         raise DataError(
             f"the model cannot process inputs of shape {tuple(example.shape[1:])}: {exc}".split("\n")[0]
         ) from exc
-    finally:
-        model.train(was_training)
     if out.ndim != 2:
         raise DataError(f"the model must return logits of shape (batch, classes), got {tuple(out.shape)}")
     n_out = int(out.shape[1])

@@ -1,4 +1,4 @@
-"""Small shared helpers: devices, seeding, timing, atomic file writes."""
+"""Small shared helpers: devices, seeding, eval mode, timing, atomic file writes."""
 
 from __future__ import annotations
 
@@ -27,6 +27,20 @@ def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
         return torch.device(device)
     except (RuntimeError, TypeError) as exc:
         raise UnlearnkitError(f"invalid device {device!r}: use 'auto', 'cpu' or 'cuda[:N]'") from exc
+
+
+@contextlib.contextmanager
+def eval_mode(model: torch.nn.Module) -> Iterator[torch.nn.Module]:
+    """Every submodule of ``model`` in eval mode for the block; afterwards each module gets back its
+    own mode. (``model.train(was_training)`` would not do: it overwrites a submodule the user left in
+    another mode than its parent, e.g. a frozen BatchNorm.)"""
+    modes = [m.training for m in model.modules()]
+    model.eval()
+    try:
+        yield model
+    finally:
+        for m, mode in zip(model.modules(), modes):
+            m.train(mode)
 
 
 @contextlib.contextmanager

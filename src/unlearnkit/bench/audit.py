@@ -474,6 +474,8 @@ def _analyse(cfg: AuditConfig, methods: list[str], pieces: dict, results: dict, 
                                             for r in runs]))
         times = [r["time_s"] for r in runs] if m != "original" else [0.0]
         row["time_s"] = float(np.mean(times))
+        # a model loaded from the cache carries the time of the run that trained it: no speedup from it
+        row["time_source"] = "cache" if m != "original" and any(r["cached"] for r in runs) else "measured"
         if lira is not None:
             target = main["phi"]
             scores = lira.score(target[np.r_[f_idx, nonmember_idx]], np.r_[f_idx, nonmember_idx])

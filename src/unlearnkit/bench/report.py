@@ -39,6 +39,8 @@ def summarize(rows: list[dict], group_keys: Iterable[str] = ("method",)) -> list
     for key, members in groups.items():
         entry: dict[str, Any] = dict(zip(group_keys, key))
         entry["n_seeds"] = len({r["seed"] for r in members})
+        # "cache": some time was read from a cached model's metadata (another run's clock): no speedup
+        entry["time_source"] = "cache" if any(r.get("time_source") == "cache" for r in members) else "measured"
         entry["mean"], entry["std"] = {}, {}
         for m in names:
             values = [r[m] for r in members if isinstance(r.get(m), (int, float))]
@@ -56,7 +58,8 @@ def summarize(rows: list[dict], group_keys: Iterable[str] = ("method",)) -> list
         entry["gaps"] = signed_gaps(entry["mean"], ref["mean"], metrics)
         entry["avg_gap"] = avg_gap(entry["mean"], ref["mean"], metrics)
         t, t_ref = entry["mean"].get("time_s"), ref["mean"].get("time_s")
-        entry["speedup"] = (t_ref / t) if t and t_ref and t > 0 else None
+        same_run = entry["time_source"] == ref["time_source"] == "measured"
+        entry["speedup"] = (t_ref / t) if same_run and t and t_ref and t > 0 else None
     return summary
 
 

@@ -51,8 +51,11 @@ def add_experiment_args(p: argparse.ArgumentParser, methods_default: str | None 
                    help="dataset option, e.g. n_samples=5000 or root=/data (repeatable)")
     g.add_argument("--model", help="cnn (default), mlp, cnn1d, resnet18")
     g.add_argument("--scenario", help=f"one of: {', '.join(SCENARIOS.names())} (default random)")
-    g.add_argument("--methods", type=_csv, default=_csv(methods_default) if methods_default else None,
-                   help="comma-separated method names (see `unlearnkit methods`)")
+    # no argparse default: it would always beat the YAML's ``methods:`` (flags > YAML > command default)
+    g.add_argument("--methods", type=_csv, default=None,
+                   help="comma-separated method names (see `unlearnkit methods`)"
+                        + (f"; default {methods_default}" if methods_default else ""))
+    p.set_defaults(methods_default=_csv(methods_default) if methods_default else None)
     g.add_argument("--seeds", type=_seeds, help="comma-separated seeds (default 0,1,2)")
     g.add_argument("--set", dest="sets", action="append", default=[], metavar="METHOD.KEY=VALUE",
                    help="method hyperparameter, e.g. --set ft.lr=0.01 (repeatable); "
@@ -85,6 +88,8 @@ def _yaml_scalar(text: str) -> Any:
 
 def config_from_args(args: argparse.Namespace, defaults: dict[str, Any] | None = None) -> ExperimentConfig:
     values: dict[str, Any] = dict(defaults or {})
+    if getattr(args, "methods_default", None):
+        values.setdefault("methods", list(args.methods_default))
     if getattr(args, "config", None):
         import yaml
 

@@ -12,6 +12,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from ..data.split import Split
+from ..utils import eval_mode
 
 log = logging.getLogger(__name__)
 
@@ -23,12 +24,8 @@ def predict_logits(model: nn.Module, split: Split, batch_size: int = 512) -> tor
     """Logits of ``model`` on ``split`` (eval mode; the model's mode is restored)."""
     params = list(model.parameters())
     device = params[0].device if params else torch.device("cpu")
-    was_training = model.training
-    model.eval()
-    try:
+    with eval_mode(model):
         outs = [model(xb.to(device)).float().cpu() for xb, _ in split.batches(batch_size)]
-    finally:
-        model.train(was_training)
     return torch.cat(outs) if outs else torch.empty(0)
 
 

@@ -3,8 +3,7 @@ Shrink, Fisher). Not a method: modules starting with ``_`` are not auto-register
 
 from __future__ import annotations
 
-import contextlib
-from typing import Iterator, Optional
+from typing import Optional
 
 import torch
 from torch import nn
@@ -12,18 +11,7 @@ from torch.nn import functional as F
 
 from ..data.split import Split
 from ..errors import DataError
-
-
-@contextlib.contextmanager
-def eval_mode(model: nn.Module) -> Iterator[nn.Module]:
-    """Put ``model`` (every submodule) in eval mode for the block, restoring each module's mode."""
-    modes = [m.training for m in model.modules()]
-    model.eval()
-    try:
-        yield model
-    finally:
-        for m, mode in zip(model.modules(), modes):
-            m.train(mode)
+from ..utils import eval_mode  # noqa: F401  (re-exported for the peer methods)
 
 
 def kl_teacher_student(student_logits: torch.Tensor, teacher_probs: torch.Tensor, temperature: float = 1.0

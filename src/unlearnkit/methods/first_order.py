@@ -23,9 +23,8 @@ examples, so it scales inversely with their number.
 
 from __future__ import annotations
 
-import contextlib
 from dataclasses import dataclass
-from typing import Iterator, Optional
+from typing import Optional
 
 import torch
 from torch import nn
@@ -33,6 +32,7 @@ from torch.nn import functional as F
 
 from ..data.split import Split
 from ..errors import DataError
+from ..utils import eval_mode
 from .base import ClosedFormMethod, Hyperparameters, hp, register_method
 from .selection import SCORES
 
@@ -113,8 +113,3 @@ def summed_gradient(model: nn.Module, split: Split, params: list[torch.Tensor], 
     return total
 
 
-@contextlib.contextmanager
-def eval_mode(model: nn.Module) -> Iterator[None]:
-    """Eval mode inside the block (modes are restored by the base class after ``_unlearn``)."""
-    model.eval()
-    yield

@@ -30,8 +30,7 @@ put in eval mode while scoring (running statistics are not touched); the model's
 
 from __future__ import annotations
 
-import contextlib
-from typing import Any, Iterator, Optional, Sequence
+from typing import Any, Optional, Sequence
 
 import torch
 from torch import nn
@@ -39,6 +38,7 @@ from torch.nn import functional as F
 
 from ..data.split import Split, as_split
 from ..errors import HyperparameterError
+from ..utils import eval_mode
 
 SCORES = ("hessian", "fisher", "grad", "random", "last_layer", "all")
 
@@ -88,7 +88,7 @@ def score_params(model: nn.Module, data: Split, score: str, *, n_probes: int = 1
     device = params[0].device
     data = data.to(device)
     n = len(data)
-    with _eval_mode(model):
+    with eval_mode(model):
         if score == "grad":
             total = [torch.zeros_like(p) for p in params]
             for x, y in data.batches(batch_size):
@@ -194,17 +194,6 @@ def _as_data(data: Any, max_samples: Optional[int]) -> Split:
         split = Split(split.x[:max_samples], split.y[:max_samples],
                       None if split.indices is None else split.indices[:max_samples])
     return split
-
-
-@contextlib.contextmanager
-def _eval_mode(model: nn.Module) -> Iterator[None]:
-    modes = {name: m.training for name, m in model.named_modules()}
-    model.eval()
-    try:
-        yield
-    finally:
-        for name, m in model.named_modules():
-            m.train(modes[name])
 
 
 def selection_data(task: Any) -> Sequence[Split]:

@@ -14,6 +14,7 @@ from torch import nn
 
 from ..errors import UnlearnkitError
 from ..registry import Registry
+from ..utils import eval_mode
 
 MODELS: Registry[Callable[..., nn.Module]] = Registry("model")
 
@@ -130,11 +131,6 @@ def reinitialize(model: nn.Module) -> nn.Module:
 
 def output_size(model: nn.Module, example: torch.Tensor) -> int:
     """Number of logits the model returns for one example (used to validate labels)."""
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            out = model(example[:1].to(next(model.parameters()).device))
-    finally:
-        model.train(was_training)
+    with eval_mode(model), torch.no_grad():
+        out = model(example[:1].to(next(model.parameters()).device))
     return int(out.shape[-1])

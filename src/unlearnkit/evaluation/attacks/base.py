@@ -16,6 +16,7 @@ from torch import nn
 
 from ...data.split import Split, as_split
 from ...errors import DataError
+from ...utils import eval_mode
 
 #: smallest standard deviation a fitted Gaussian may have (phi is a log-odds, O(1..30))
 MIN_STD = 1e-4
@@ -64,9 +65,7 @@ def model_statistic(model: nn.Module, data: Any, augment: str = "none", batch_si
     split = data if isinstance(data, Split) else as_split(data, "attack")
     params = list(model.parameters())
     device = params[0].device if params else torch.device("cpu")
-    was_training = model.training
-    model.eval()
-    try:
+    with eval_mode(model):
         total = np.zeros(len(split), dtype=np.float64)
         for start in range(0, len(split), batch_size):
             xb = split.x[start:start + batch_size]
@@ -76,8 +75,6 @@ def model_statistic(model: nn.Module, data: Any, augment: str = "none", batch_si
             for v in vs:
                 acc += lira_statistic(model(v.to(device)), yb)
             total[start:start + len(yb)] = acc / len(vs)
-    finally:
-        model.train(was_training)
     return total
 
 

@@ -1,0 +1,82 @@
+"""The experiment protocol: config resolution, the user's model left as given, honest timings."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+import unlearnkit
+from unlearnkit.cli import build_parser, main
+from unlearnkit.cli.common import config_from_args
+
+FAST = ["--dataset", "synthetic", "--model", "mlp", "--set", "train.epochs=5", "--quiet"]
+
+
+@pytest.mark.parametrize("command", ["run", "audit"])
+def test_yaml_methods_are_used_unless_a_flag_overrides_them(tmp_path, command):
+    cfg = tmp_path / "x.yaml"
+    cfg.write_text("dataset: synthetic\nmodel: mlp\nmethods: [original, retrain, rl]\nseeds: [3]\n")
+    parser = build_parser()
+    args = parser.parse_args([command, "--config", str(cfg), "--out", str(tmp_path / "o")])
+    assert config_from_args(args).methods == ["original", "retrain", "rl"]
+    args = parser.parse_args([command, "--config", str(cfg), "--methods", "ft", "--out", str(tmp_path / "o")])
+    assert config_from_args(args).methods == ["ft"]
+    args = parser.parse_args([command, "--out", str(tmp_path / "o")])  # neither: the command's default
+    assert config_from_args(args).methods[:2] == ["original", "retrain"]
+
+
+def _modes(model):
+    return [m.training for m in model.modules()]
+
+
+@pytest.mark.parametrize("inplace", [False, True])
+def test_unlearn_and_evaluate_leave_every_module_mode_of_the_users_model(toy_random, inplace):
+    """A user's model in train mode with one submodule frozen in eval (e.g. a BatchNorm) keeps exactly
+    those modes: validating the data and evaluating must not flip the submodule to train."""
+    import copy
+
+    model, data = toy_random
+    mine = copy.deepcopy(model).train()
+    frozen = list(mine.modules())[2]
+    frozen.eval()
+    before = _modes(mine)
+    assert before.count(False) == 1
+    t = data.task
+    out = unlearnkit.unlearn(mine, forget=(t.forget.x, t.forget.y), retain=(t.retain.x, t.retain.y),
+                             method="ft", epochs=1, inplace=inplace)
+    assert _modes(mine) == before
+    assert _modes(out) == before
+    unlearnkit.evaluate(mine, forget=(t.forget.x, t.forget.y), retain=(t.retain.x, t.retain.y),
+                        test=(t.test.x, t.test.y))
+    assert _modes(mine) == before
+
+
+def test_retrain_time_in_a_warm_cache_is_measured_in_this_run(tmp_path):
+    """Retrain's time must not be read back from the cache entry (written by whichever run trained
+    it, under whatever load): a warm run measures it again, so speedups compare times of one run."""
+    cache = tmp_path / "cache"
+    args = [*FAST, "--cache-dir", str(cache), "--scenario", "random", "--forget-size", "0.1",
+            "--methods", "retrain,ft", "--seeds", "0", "--set", "ft.epochs=1"]
+    assert main(["run", *args, "--out", str(tmp_path / "cold")]) == 0
+    cold = json.loads((tmp_path / "cold" / "results.json").read_text())
+    # make every cached model claim it took 1000 s to train, as a loaded machine once might have
+    from safetensors import safe_open
+    from safetensors.torch import load_file, save_file
+
+    entries = list((cache / "models").glob("*.safetensors"))
+    assert entries
+    for path in entries:
+        with safe_open(str(path), framework="pt") as handle:
+            meta = handle.metadata()
+        info = json.loads(meta["unlearnkit"])
+        save_file(load_file(str(path)), str(path), metadata={**meta, "unlearnkit": json.dumps({**info, "time_s": 1000.0})})
+    assert main(["run", *args, "--out", str(tmp_path / "warm")]) == 0
+    warm = json.loads((tmp_path / "warm" / "results.json").read_text())
+    retrain = next(r for r in warm["rows"] if r["method"] == "retrain")
+    assert retrain["time_s"] < 100, "Retrain's time came from the cache entry, not from this run"
+    assert retrain["time_source"] == "measured"
+    speedups = {e["method"]: e["speedup"] for e in warm["summary"]}
+    cold_speedups = {e["method"]: e["speedup"] for e in cold["summary"]}
+    assert speedups["ft"] < 100 * cold_speedups["ft"]
+
