@@ -26,3 +26,7 @@ class DataError(UnlearnkitError):
 
 class HyperparameterError(UnlearnkitError, TypeError):
     """A hyperparameter has the wrong type or an invalid value."""
+
+
+class CheckpointError(UnlearnkitError):
+    """A weights file is unreadable, damaged (its checksum does not match) or belongs to another model."""
