@@ -39,6 +39,45 @@ def audit_table(rows: list[dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _ceiling_sentence(rows: list[dict]) -> str:
+    """What the plug-in FQ of Retrain itself is in this audit (its ceiling), read from the rows."""
+    retrain = next((r for r in rows if r.get("method") == "retrain" and r.get("forgetting_quality") is not None), None)
+    if retrain is None:
+        return ("the challenge's plug-in estimator is biased low: identically distributed models score well "
+                "below 1 (no Retrain row here to show its ceiling);")
+    return (f"the challenge's plug-in estimator is biased low: Retrain against independent Retrain models scores "
+            f"{retrain['forgetting_quality']:.3f} here, the ceiling any method can reach in this audit;")
+
+
+def separable_fq(n: int, rates: str) -> float:
+    """The forgetting quality a *perfectly exposed* method gets with ``n`` models per side: its
+    statistics never overlap Retrain's. If this is high, the audit cannot tell methods apart."""
+    from ..evaluation.attacks.challenge import forgetting_quality
+
+    exposed, retrained = np.arange(n, dtype=float)[:, None], 1000.0 + np.arange(n, dtype=float)[:, None]
+    return forgetting_quality(exposed, retrained, rates=rates)
+
+
+def resolution_warning(n: int, rows: list[dict]) -> str:
+    """A warning when N is too small for FQ (CP) to separate any method from Retrain, naming the
+    methods that tie with Retrain and the smallest N that would resolve a fully exposed method."""
+    if n < 3:
+        return ""
+    worst = separable_fq(n, "clopper_pearson")
+    if worst < 0.5:
+        return ""
+    enough = next((m for m in range(n + 1, 257) if separable_fq(m, "clopper_pearson") < 0.5), None)
+    retrain = next((r.get("forgetting_quality_cp") for r in rows if r.get("method") == "retrain"), None)
+    ties = [r["method"] for r in rows if r.get("method") not in ("retrain", None) and retrain is not None
+            and r.get("forgetting_quality_cp") is not None and abs(r["forgetting_quality_cp"] - retrain) < 1e-9]
+    text = (f"with N = {n} models per side, even a method whose models are perfectly separable from Retrain's "
+            f"gets FQ (CP) {worst:.2f}, so FQ (CP) cannot separate methods from Retrain in this audit")
+    if ties:
+        verb = "ties" if len(ties) == 1 else "tie"
+        text += f" ({', '.join(f'`{m}`' for m in ties)} {verb} with Retrain's {retrain:.3f})"
+    return text + (f"; use N >= {enough}." if enough else ".")
+
+
 def render_audit_report(results: dict[str, Any]) -> str:
     c, a, ac = results["config"], results["audit"], results["audit_config"]
     opts = ", ".join(f"{k}={v}" for k, v in c.get("scenario_options", {}).items())
@@ -56,12 +95,15 @@ def render_audit_report(results: dict[str, Any]) -> str:
                      f"AUC {lo['auc']:.3f}, balanced accuracy {lo['balanced_acc']:.3f}, TPR at 1% FPR "
                      f"{100 * lo['tpr_at_0.01_fpr']:.1f}%, TPR at 0.1% FPR {100 * lo['tpr_at_0.001_fpr']:.1f}%.\n")
     parts.append("Per method (accuracies: mean over the N challenge models; U-LiRA: 0.5 = indistinguishable from "
-                 "Retrain, 1 = exposed; FQ: forgetting quality in [0, 1], 1 = as good as retraining; the "
-                 "challenge's plug-in estimator gives identically distributed models only about 0.17 (its "
-                 "ceiling, see Retrain's row), FQ (CP) uses Clopper-Pearson bounds on the rates and gives them "
-                 "about 1; challenge score = FQ x retain-acc ratio x test-acc ratio; LiRA AUC forget: "
-                 "the method's model, forget examples vs non-members, 0.5 = they look unseen):\n")
+                 "Retrain, 1 = exposed; FQ: forgetting quality in [0, 1], 1 = as good as retraining; "
+                 f"{_ceiling_sentence(results['rows'])} FQ (CP) uses Clopper-Pearson bounds on the rates, so "
+                 "identically distributed models get about 1; challenge score = FQ x retain-acc ratio x "
+                 "test-acc ratio; LiRA AUC forget: the method's model, forget examples vs non-members, 0.5 = "
+                 "they look unseen):\n")
     parts.append(audit_table(results["rows"]))
+    warning = resolution_warning(int(a["N"]), results["rows"])
+    if warning:
+        parts.append(f"\n**Warning:** {warning}\n")
     ok = [e for e in results["summary"] if e.get("mean")]
     if ok:
         parts.append("\nStandard metrics (first challenge model for MIA-efficacy and JS):\n")

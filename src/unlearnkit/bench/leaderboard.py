@@ -141,29 +141,26 @@ def plot_group(entries: list[dict], title: str) -> Optional[str]:
     pts = [e for e in entries if e.get("gaps") and "test_acc" in e["mean"]]
     if not pts:
         return None
+    from .plots import method_styles, scatter_methods
+
+    styles = method_styles(e["method"] for e in pts)
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
     ax = axes[0]
-    for e in pts:
-        fq = 100 * (abs(e["gaps"].get("forget_acc", 0.0)) + abs(e["gaps"].get("mia_efficacy", 0.0))) / 2
-        ty = 100 * e["mean"]["test_acc"]
-        ax.scatter(fq, ty, s=40, marker="*" if e["method"] in REFERENCES else "o")
-        ax.annotate(e["method"], (fq, ty), textcoords="offset points", xytext=(4, 4), fontsize=8)
     ax.set_xlabel("forgetting gap: mean |Δ forget acc|, |Δ MIA| to Retrain (pts) ← better")
     ax.set_ylabel("test accuracy (%)")
     ax.set_title("forget quality vs utility")
     ax.grid(alpha=0.3)
+    scatter_methods(ax, [(e["method"], 100 * (abs(e["gaps"].get("forget_acc", 0.0))
+                                              + abs(e["gaps"].get("mia_efficacy", 0.0))) / 2,
+                          100 * e["mean"]["test_acc"]) for e in pts], styles)
     ax = axes[1]
-    for e in pts:
-        t = e["mean"].get("time_s") or 0.0
-        if e["method"] == "original" or t <= 0:
-            continue
-        ax.scatter(t, 100 * e["avg_gap"], s=40)
-        ax.annotate(e["method"], (t, 100 * e["avg_gap"]), textcoords="offset points", xytext=(4, 4), fontsize=8)
     ax.set_xscale("log")
     ax.set_xlabel("unlearning time (s, log)")
     ax.set_ylabel("avg gap to Retrain (pts)")
     ax.set_title("time vs gap")
     ax.grid(alpha=0.3)
+    scatter_methods(ax, [(e["method"], e["mean"]["time_s"], 100 * e["avg_gap"]) for e in pts
+                         if e["method"] != "original" and (e["mean"].get("time_s") or 0.0) > 0], styles)
     ax = axes[2]
     bars = [e for e in pts if e["method"] != "retrain"]
     ax.barh([e["method"] for e in bars][::-1], [100 * e["avg_gap"] for e in bars][::-1],

@@ -77,6 +77,11 @@ PERCENT_METRICS = {"forget_acc": "Forget acc", "retain_acc": "Retain acc", "test
                    "forget_prev_acc": "Acc earlier requests"}
 
 
+def _significant(value: float) -> str:
+    """Three significant digits: a forget loss of 1.5e-4 must not print as 0.000."""
+    return f"{value:.3g}" if value != 0 else "0"
+
+
 def markdown_table(summary: list[dict], title: str = "") -> str:
     """One row per method: metrics as percentages (mean ± std), JS, avg gap (points), time, speedup."""
     if not summary:
@@ -93,7 +98,7 @@ def markdown_table(summary: list[dict], title: str = "") -> str:
         js = mean.get("js_to_retrain")
         cells.append("—" if js is None else f"{js:.4f}")
         loss = mean.get("forget_loss")
-        cells.append("—" if loss is None else f"{loss:.3f}")
+        cells.append("—" if loss is None else _significant(loss))
         gap = e.get("avg_gap")
         cells.append("—" if gap is None or math.isnan(gap) else f"{100 * gap:.2f}")
         t = mean.get("time_s")
@@ -137,17 +142,17 @@ def plot_tradeoff(summary: list[dict], path: Path, title: str = "") -> Optional[
     if not pts:
         log.info("plot skipped: no method has a gap to Retrain")
         return None
+    from .plots import method_styles, scatter_methods
+
+    styles = method_styles(e["method"] for e in pts)
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
     for ax, metric, label in ((axes[0], "forget_acc", "|forget acc − Retrain| (pts)"),
                               (axes[1], "mia_efficacy", "|MIA-efficacy − Retrain| (pts)")):
-        for e in pts:
-            gx = 100 * abs(e["gaps"].get(metric, float("nan")))
-            ty = 100 * e["mean"]["test_acc"]
-            ax.scatter(gx, ty, s=40)
-            ax.annotate(e["method"], (gx, ty), textcoords="offset points", xytext=(4, 4), fontsize=8)
         ax.set_xlabel(label + "  ← closer to Retrain")
         ax.set_ylabel("test accuracy (%)")
         ax.grid(alpha=0.3)
+        scatter_methods(ax, [(e["method"], 100 * abs(e["gaps"].get(metric, float("nan"))),
+                              100 * e["mean"]["test_acc"]) for e in pts], styles)
     fig.suptitle(title or "forgetting quality vs utility")
     fig.tight_layout()
     fig.savefig(path, dpi=120)

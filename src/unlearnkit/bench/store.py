@@ -98,8 +98,21 @@ def _now() -> str:
 
 
 class ResultStore:
-    def __init__(self, path: str | Path) -> None:
+    """The SQLite results store. ``readonly=True`` opens an existing store for reading only (reports,
+    queries, dry runs): nothing is created, migrated or written, not even a WAL file's header."""
+
+    def __init__(self, path: str | Path, readonly: bool = False) -> None:
         self.path = Path(path)
+        self.readonly = readonly
+        if readonly:
+            # A cleanly closed WAL store has no -wal file; opening it "immutable" then creates none
+            # (plain read-only mode would add -wal/-shm files). A live writer leaves a -wal file: read
+            # through it, which is the only consistent view.
+            live = Path(f"{self.path}-wal").exists()
+            uri = f"{self.path.resolve().as_uri()}?mode=ro" + ("" if live else "&immutable=1")
+            self.conn = sqlite3.connect(uri, uri=True, timeout=60, isolation_level=None)
+            self.conn.row_factory = sqlite3.Row
+            return
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.conn = sqlite3.connect(str(self.path), timeout=60, isolation_level=None)
         self.conn.row_factory = sqlite3.Row

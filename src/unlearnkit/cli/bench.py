@@ -44,7 +44,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "of the spec's grid: the same cells, so a later full run only adds the rest)")
     p.add_argument("--only-datasets", default=None, help="run only these datasets of the spec (comma-separated)")
     p.add_argument("--only-scenarios", default=None, help="run only these scenarios of the spec (comma-separated)")
-    p.add_argument("--dry-run", action="store_true", help="list the pending cells and exit")
+    p.add_argument("--dry-run", action="store_true",
+                   help="summarise the cells to run per experiment with a time estimate from the store, and exit "
+                        "without writing anything (-v also lists each cell)")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar or status lines")
     p.add_argument("--verbose", "-v", action="store_true", help="debug logs")
     p.add_argument("--cache-dir", type=Path, default=None,
@@ -81,17 +83,13 @@ def main(args: argparse.Namespace) -> int:
 
     start = time.perf_counter()
     spec = load_spec(args.spec)  # validates names before anything runs
+    if args.dry_run:
+        return dry_run(args, spec)
     say = (lambda s: None) if args.quiet else (lambda s: print(s, file=sys.stderr))
     with ResultStore(store_path(args, spec.name)) as store:
         cache = cache_from_args(args)
         spec = load_spec_with_tuning(args.spec, store, cache=cache, tune=not args.no_tune, say=say)
         spec = restrict(spec, args)
-        if args.dry_run:
-            status = store.status_of(c.key for c in spec.cells())
-            for c in spec.cells():
-                if c.key not in status:
-                    print(f"{c.group}\t{c.method}\tseed {c.seed}\t{c.params or ''}")
-            return 0
         summary = run_bench(spec, store, cache=cache, workers=args.workers or default_workers(),
                             backend=args.backend, ray_address=args.ray_address, retry_failed=args.retry_failed,
                             progress=not args.quiet, threads=args.threads)
@@ -105,3 +103,64 @@ def main(args: argparse.Namespace) -> int:
               f"({summary.done} done, {summary.skipped} skipped, {summary.errors} errors) in "
               f"{time.perf_counter() - start:.1f} s; store {store.path}")
     return 1 if summary.errors else 0
+
+
+def dry_run(args: argparse.Namespace, spec) -> int:
+    """What ``bench`` would do, per experiment, with a time estimate from the store's own timings;
+    opens the store read-only (or not at all when it does not exist) and writes nothing."""
+    from ..bench.tune import load_spec_with_tuning
+
+    path = store_path(args, spec.name)
+    status: dict[str, str] = {}
+    runs: list[dict] = []
+    if path.exists():
+        with ResultStore(path, readonly=True) as store:
+            spec = load_spec_with_tuning(args.spec, store, tune=False)
+            status, runs = store.status_of(c.key for c in spec.cells()), store.runs(status="done")
+    spec = restrict(spec, args)
+    cells = spec.cells()
+    estimate = _cell_time_estimator(runs)
+    pending = [c for c in cells if c.key not in status or (args.retry_failed and status[c.key] != "done")]
+    print(f"{spec.name}: {len(cells)} cells, {len(cells) - len(pending)} already in {path}"
+          f"{'' if path.exists() else ' (no store yet)'}, {len(pending)} to run")
+    total, unknown = 0.0, 0
+    for group in dict.fromkeys(c.group for c in cells):
+        mine = [c for c in pending if c.group == group]
+        times = [estimate(c) for c in mine]
+        known = [t for t in times if t is not None]
+        total, unknown = total + sum(known), unknown + len(times) - len(known)
+        est = f"~{_duration(sum(known))}" if known else "no stored timing"
+        print(f"  {group}: {len(mine)} of {sum(c.group == group for c in cells)} to run ({est})")
+        if args.verbose:
+            for c in mine:
+                print(f"    {c.method}\tseed {c.seed}\t{c.params or ''}")
+    workers = args.workers or default_workers()
+    if pending:
+        print(f"estimated cell time {_duration(total)} (~{_duration(total / workers)} on {workers} worker(s))"
+              + (f"; {unknown} cell(s) without a stored timing are not counted" if unknown else ""))
+    if spec.search:
+        print(f"methods tuned before the grid unless --no-tune: {', '.join(sorted(spec.search))}")
+    print("dry run: nothing was run or written")
+    return 0
+
+
+def _cell_time_estimator(runs: list[dict]):
+    """A cell's expected wall time: the mean of stored finished cells of the same experiment and
+    method, else of the same method anywhere in the store, else None."""
+    by_group: dict[tuple, list[float]] = {}
+    by_method: dict[str, list[float]] = {}
+    for r in runs:
+        if r.get("wall_s") is not None:
+            by_group.setdefault((r["grp"], r["method"]), []).append(r["wall_s"])
+            by_method.setdefault(r["method"], []).append(r["wall_s"])
+
+    def estimate(cell) -> float | None:
+        times = by_group.get((cell.group, cell.method)) or by_method.get(cell.method)
+        return sum(times) / len(times) if times else None
+
+    return estimate
+
+
+def _duration(seconds: float) -> str:
+    minutes, secs = divmod(int(round(seconds)), 60)
+    return f"{minutes} min {secs} s" if minutes else f"{secs} s"

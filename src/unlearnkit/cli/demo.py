@@ -15,7 +15,7 @@ DEMO_METHODS = ["original", "retrain", "ft", "ga", "neggrad_plus", "rl", "l1_spa
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("demo", help="digits / small CNN, random 10%% forgetting, 3 seeds, the baselines",
-                       description="Train a small CNN on scikit-learn's digits, forget a random 10%% of "
+                       description="Train a small CNN on scikit-learn's digits, forget a random 10% of "
                                    "the training set with each baseline method over 3 seeds, compare "
                                    "with Retrain, print the table and write results to --out.")
     p.add_argument("--out", type=Path, default=Path("unlearnkit-demo"), help="output folder (default ./unlearnkit-demo)")

@@ -1,0 +1,120 @@
+"""What a new user sees: dry runs that write nothing, readable plots and tables, help texts."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import pytest
+import yaml
+
+from unlearnkit.bench.cache import ModelCache
+from unlearnkit.bench.report import markdown_table
+from unlearnkit.bench.runner import run_bench
+from unlearnkit.bench.spec import load_spec
+from unlearnkit.bench.store import ResultStore
+from unlearnkit.cli import main as cli
+
+SPEC = {
+    "name": "dry",
+    "seeds": [0, 1],
+    "datasets": [{"name": "synthetic", "options": {"n_samples": 200}, "models": ["mlp"], "recipe": {"epochs": 3}}],
+    "scenarios": [{"name": "random", "options": {"forget_size": 0.1}},
+                  {"name": "class", "options": {"forget_class": 1}}],
+    "methods": ["original", "retrain", "ft"],
+    "method_params": {"ft": {"epochs": 1}},
+}
+
+
+def _files(folder: Path) -> dict[str, str]:
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in folder.iterdir() if p.is_file()}
+
+
+def test_dry_run_without_a_store_summarises_and_creates_nothing(tmp_path, capsys):
+    spec = tmp_path / "dry.yaml"
+    spec.write_text(yaml.safe_dump(SPEC))
+    store = tmp_path / "results" / "dry.sqlite"
+    assert cli(["bench", str(spec), "--store", str(store), "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "12 cells, 0 already" in out and "12 to run" in out
+    assert "synthetic/mlp/random(forget_size=0.1): 6 of 6 to run" in out
+    assert "nothing was run or written" in out
+    assert not (tmp_path / "results").exists()
+
+
+def test_dry_run_reads_an_existing_store_without_changing_it(tmp_path, capsys):
+    data = {**SPEC, "scenarios": SPEC["scenarios"][:1]}
+    spec = tmp_path / "dry.yaml"
+    spec.write_text(yaml.safe_dump(data))
+    store_path = tmp_path / "dry.sqlite"
+    with ResultStore(store_path) as store:
+        run_bench(load_spec(spec), store, cache=ModelCache(tmp_path / "cache"), workers=1, progress=False)
+    data["seeds"] = [0, 1, 2]  # one more seed: 3 new cells with timings known from the store
+    spec.write_text(yaml.safe_dump(data))
+    before = _files(tmp_path)
+    assert cli(["bench", str(spec), "--store", str(store_path), "--dry-run", "-v", "--workers", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "9 cells, 6 already" in out and "3 to run" in out
+    assert "estimated cell time" in out and "without a stored timing" not in out
+    assert "ft\tseed 2" in out  # -v lists the pending cells
+    assert _files(tmp_path) == before
+
+
+def test_method_styles_are_distinct_for_many_methods():
+    from unlearnkit.bench.plots import method_styles
+
+    names = [f"m{i}" for i in range(45)]
+    styles = method_styles(names)
+    pairs = {(tuple(s["color"]), s["marker"]) for s in styles.values()}
+    assert len(pairs) == len(names)
+
+
+def test_labels_of_coinciding_points_do_not_overlap():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from unlearnkit.bench.plots import method_styles, scatter_methods
+
+    # ft sits exactly on original and ga next to neggrad_plus, as in the demo's plot
+    points = [("original", 0.0, 99.4), ("ft", 0.0, 99.4), ("ga", 0.1, 99.3), ("neggrad_plus", 0.1, 99.3),
+              ("l1_sparse", 0.9, 99.1), ("rl", 37.0, 98.8), ("retrain", 0.0, 98.7)]
+    fig, ax = plt.subplots(figsize=(5, 4))
+    texts = scatter_methods(ax, points, method_styles(p[0] for p in points))
+    renderer = fig.canvas.get_renderer()
+    boxes = [t.get_window_extent(renderer) for t in texts]
+    assert len({(b.x0, b.y0) for b in boxes}) == len(points)
+    for i, a in enumerate(boxes):
+        for b in boxes[i + 1:]:
+            assert not (a.x0 < b.x1 and a.x1 > b.x0 and a.y0 < b.y1 and a.y1 > b.y0), "two labels overlap"
+    plt.close(fig)
+
+
+def test_forget_loss_keeps_significant_digits():
+    summary = [{"method": "ft", "mean": {"forget_acc": 1.0, "forget_loss": 1.53e-4, "time_s": 1.0},
+                "std": {"forget_acc": 0.0, "time_s": 0.0}}]
+    table = markdown_table(summary)
+    assert "0.000153" in table and "| 0.000 |" not in table
+
+
+def test_demo_help_shows_a_single_percent_sign(capsys):
+    with pytest.raises(SystemExit):
+        cli(["demo", "--help"])
+    out = capsys.readouterr().out
+    assert "10%" in out and "%%" not in out
+
+
+def test_audit_report_reads_its_ceiling_and_resolution_from_the_numbers():
+    from unlearnkit.bench.audit_report import _ceiling_sentence, resolution_warning, separable_fq
+
+    rows = [{"method": "retrain", "forgetting_quality": 0.303, "forgetting_quality_cp": 1.0},
+            {"method": "ga", "forgetting_quality": 0.2, "forgetting_quality_cp": 1.0},
+            {"method": "rl", "forgetting_quality": 0.1, "forgetting_quality_cp": 0.4}]
+    assert "0.303" in _ceiling_sentence(rows) and "0.17" not in _ceiling_sentence(rows)
+    # N = 4: a perfectly exposed method still gets FQ (CP) 1, so the report must say it cannot separate
+    assert separable_fq(4, "clopper_pearson") == 1.0
+    warning = resolution_warning(4, rows)
+    assert "N = 4" in warning and "`ga` ties with Retrain's 1.000" in warning and "use N >=" in warning
+    assert "`rl`" not in warning
+    assert separable_fq(32, "clopper_pearson") < 0.1 and resolution_warning(32, rows) == ""
