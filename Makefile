@@ -4,7 +4,7 @@
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   := .venv
 PIP    := $(VENV)/bin/python -m pip
-# torch is pinned to the CPU build these machines carry (requirements/constraints.txt); GPU users
+# torch is pinned (requirements/constraints.txt) to the version the benchmarks were measured with; GPU users
 # install their own torch first and run `pip install -e .` (see README).
 CONSTRAINTS := -c requirements/constraints.txt
 
