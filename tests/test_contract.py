@@ -12,7 +12,7 @@ import time
 import pytest
 import torch
 
-from unlearnkit.methods import METHODS, get_method
+from unlearnkit.methods import METHODS, ClosedFormMethod, IterativeMethod, get_method
 from conftest import forget_accuracy, forget_loss, state_equal
 
 ALL = METHODS.names()
@@ -64,6 +64,8 @@ def test_method_metadata(name):
     assert cls.name == name
     assert cls.summary.strip() and "\n" not in cls.summary, f"{name} needs a one-line summary"
     assert cls.family in ("reference", "iterative", "closed_form", "other"), f"{name}: unknown family {cls.family!r}"
+    family_base = {"iterative": IterativeMethod, "closed_form": ClosedFormMethod}.get(cls.family)
+    assert family_base is None or issubclass(cls, family_base), f"{name} says {cls.family} but is not a {family_base}"
     module_doc = __import__(cls.__module__, fromlist=["x"]).__doc__
     assert module_doc and len(module_doc.strip()) > 40, f"{name}'s file needs its header docstring"
     for h in cls.Params.describe():

@@ -219,3 +219,23 @@ def test_term_weights_follow_batch_sizes_nominal_or_pending():
     assert nominal.term_weights(1, 32, 16) == (16 / 48, 32 / 48)
     pending = get_method("instance_adv", batch_size=32, nominal_weight=False)
     assert pending.term_weights(3, 32, 64) == (3 / 35, 32 / 35)
+
+
+@pytest.mark.parametrize("select", ["last_layer", "random"])
+def test_selection_restricts_every_step_and_the_goal_is_still_met(toy_instance, select):
+    """instance_adv steps through the iterative family's update: entries outside the selection keep
+    their exact values, while the forget instances are still misclassified at the end."""
+    model, data = toy_instance
+    m = get_method("instance_adv", num_adv=4, select=select, select_fraction=0.3)
+    out = m.unlearn(model, data.task, seed=0, device="cpu")
+    mask = m.update_mask
+    assert mask is not None and 0 < sum(float(v.sum()) for v in mask.values()) < sum(v.numel() for v in mask.values())
+    before = dict(model.named_parameters())
+    moved = 0
+    for n, q in out.named_parameters():
+        frozen = mask[n] == 0
+        assert torch.equal(q[frozen], before[n][frozen]), f"{n} changed outside the selection"
+        moved += int((q != before[n])[~frozen].sum())
+    assert moved > 0
+    pred = predict_logits(out, data.task.forget).argmax(1)
+    assert bool((pred != data.task.forget.y).all()) and 0 < m.steps < m.params.max_steps

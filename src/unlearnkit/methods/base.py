@@ -9,8 +9,9 @@ Two families sit below it:
 * ``IterativeMethod``: gradient-based methods. An epoch runs a *max phase* over forget batches
   (``max_step``) and a *min phase* over retain batches (``min_step``); ``max_phase_active(epoch)``
   and ``min_phase_active(epoch)`` schedule them, and ``run_epoch`` can be overridden for methods
-  that pair batches. ``update(loss)`` does the optimiser step and honours an update mask, so
-  "change only these weights" (SalUn, SAPS) is a property of the family, not of each method.
+  that pair batches or take one step per round (``epoch_count`` / ``should_stop`` bound the loop).
+  ``update(loss)`` does the optimiser step and honours an update mask, so "change only these
+  weights" (SalUn, SAPS) is a property of the family, not of each method.
 * ``ClosedFormMethod``: methods that compute a weight update directly (SSD, Fisher, first/second
   order updates); ``_unlearn`` edits the weights without an optimisation loop.
 """
@@ -142,17 +143,24 @@ class UnlearningMethod(ABC):
 
 
 @dataclass
-class IterativeParams(Hyperparameters):
+class SelectionParams(Hyperparameters):
+    """``select`` / ``select_fraction``: the parameter selection every iterative method and the
+    first/second-order updates accept (read by ``UnlearningMethod.selection_mask``)."""
+
+    select: str = hp("all", "update only these parameters (SAPS, arXiv 2504.06398; see methods/selection.py); "
+                     "all = no restriction", choices=SCORES)
+    select_fraction: float = hp(0.05, "fraction of parameter entries kept by select (hessian/fisher/grad/random)",
+                                "SAPS paper uses a few percent", gt=0, le=1)
+
+
+@dataclass
+class IterativeParams(SelectionParams):
     epochs: int = hp(5, "passes over the phase data")
     lr: float = hp(0.01, "learning rate")
     batch_size: int = hp(64, "mini-batch size")
     optimizer: str = hp("sgd", "optimiser", choices=("sgd", "adam"))
     momentum: float = hp(0.9, "SGD momentum")
     weight_decay: float = hp(5e-4, "weight decay")
-    select: str = hp("all", "update only these parameters (SAPS, arXiv 2504.06398; see methods/selection.py); "
-                     "all = no restriction", choices=SCORES)
-    select_fraction: float = hp(0.05, "fraction of parameter entries kept by select (hessian/fisher/grad/random)",
-                                "SAPS paper uses a few percent", gt=0, le=1)
 
 
 class IterativeMethod(UnlearningMethod):
@@ -175,7 +183,7 @@ class IterativeMethod(UnlearningMethod):
             self.set_update_mask(selection if own is None else {n: m * own[n] for n, m in selection.items()})
         self.optimizer = self.make_optimizer(model)
         self.scheduler = self.make_scheduler(self.optimizer)
-        for epoch in range(self.params.epochs):
+        for epoch in range(self.epoch_count()):
             self.run_epoch(epoch)
             if self.scheduler is not None:
                 self.scheduler.step()
@@ -192,6 +200,14 @@ class IterativeMethod(UnlearningMethod):
 
     def should_stop(self, epoch: int) -> bool:
         return False
+
+    def epoch_count(self) -> int:
+        """Rounds of ``run_epoch`` (at most; ``should_stop`` may end earlier). A method whose round
+        is a single optimisation step returns its step cap here."""
+        return self.params.epochs
+
+    def after_backward(self) -> None:
+        """Called by ``update`` between the backward pass and the optimiser step (e.g. clipping)."""
 
     def max_phase_active(self, epoch: int) -> bool:
         return self.has_max_phase
@@ -242,6 +258,7 @@ class IterativeMethod(UnlearningMethod):
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if self.update_mask is None:
+            self.after_backward()
             self.optimizer.step()
             return
         named = dict(self.model.named_parameters())
@@ -249,6 +266,7 @@ class IterativeMethod(UnlearningMethod):
         for n, p in named.items():
             if p.grad is not None:
                 p.grad.mul_(self.update_mask[n])
+        self.after_backward()
         self.optimizer.step()
         with torch.no_grad():
             for n, p in named.items():

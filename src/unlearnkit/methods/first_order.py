@@ -33,17 +33,13 @@ from torch.nn import functional as F
 from ..data.split import Split
 from ..errors import DataError
 from ..utils import eval_mode
-from .base import ClosedFormMethod, Hyperparameters, hp, register_method
-from .selection import SCORES
+from .base import ClosedFormMethod, SelectionParams, hp, register_method
 
 
 @dataclass
-class CorrectionParams(Hyperparameters):
+class CorrectionParams(SelectionParams):
     """Options shared by the first- and second-order updates."""
 
-    select: str = hp("all", "update only these parameters (SAPS); all = no restriction", choices=SCORES)
-    select_fraction: float = hp(0.05, "fraction of parameter entries kept by select", "SAPS uses a few percent",
-                                gt=0, le=1)
     batch_size: int = hp(256, "batch size of the gradient computations (does not change the result)")
 
 

@@ -80,18 +80,19 @@ from torch import nn
 from torch.nn import functional as F
 
 from ..errors import DataError
-from ..params import Hyperparameters, hp
-from ..scenarios.instance import GOALS, goal_met, most_likely_wrong_class
-from .base import UnlearningMethod, register_method
+from ..goals import GOALS, goal_met, highest_wrong_class
+from ..params import hp
+from .base import IterativeMethod, SelectionParams, register_method
 
 log = logging.getLogger(__name__)
 
 
 @dataclass
-class InstanceAdvParams(Hyperparameters):
+class InstanceAdvParams(SelectionParams):
     goal: str = hp("auto", "misclassify | relabel; auto = the task's metadata['goal'] (else misclassify)",
                    choices=("auto",) + GOALS)
-    lr: float = hp(1e-3, "SGD learning rate", "reference scripts")
+    lr: float = hp(1e-3, "learning rate", "reference scripts")
+    optimizer: str = hp("sgd", "optimiser", "reference code", choices=("sgd", "adam"))
     momentum: float = hp(0.9, "SGD momentum", "reference code", ge=0)
     weight_decay: float = hp(1e-4, "SGD weight decay", "reference code", ge=0)
     max_steps: int = hp(3000, "cap on optimisation steps (stops earlier as soon as the goal is met)", "our choice", ge=1)
@@ -121,14 +122,18 @@ class InstanceAdvParams(Hyperparameters):
 
 
 @register_method
-class InstanceAdv(UnlearningMethod):
+class InstanceAdv(IterativeMethod):
+    """One round of the iterative family's loop is one optimisation step (a forget batch plus an
+    adversarial batch); the loop ends as soon as every instance meets the goal, or after
+    ``max_steps``. ``update`` does the step, so ``select`` and update masks apply as for every
+    iterative method."""
+
     name = "instance_adv"
     summary = "instance-wise unlearning: forget term + adversarial examples + MAS weight importance (Cha et al. 2024)"
-    family = "iterative"
     Params = InstanceAdvParams
     requires = ("forget",)
 
-    def _unlearn(self, model: nn.Module, task) -> None:
+    def prepare(self, model: nn.Module, task) -> None:
         p = self.params
         forget = task.forget
         self.goal = self.resolve_goal(task)
@@ -139,31 +144,42 @@ class InstanceAdv(UnlearningMethod):
         if p.importance:
             self.weights = {n: 1.0 - w for n, w in self.mas_importance(model, forget.x).items()}
             self.anchor = {n: q.detach().clone() for n, q in self.original.named_parameters()}
-        optimizer = torch.optim.SGD([q for q in model.parameters() if q.requires_grad], lr=p.lr,
-                                    momentum=p.momentum, weight_decay=p.weight_decay)
-        labels = self.targets if self.goal == "relabel" else forget.y
-        everyone = torch.arange(len(forget), device=forget.y.device)
-        adv_batches = self.cycle(self.adv_x, self.adv_y, p.adv_batch_size) if self.adv and len(self.adv_y) else None
-        met = self.goal_status(model, forget)
-        while not bool(met.all()) and self.steps < p.max_steps:
-            self.train_mode(model)
-            pool = everyone[~met] if p.pending_only else everyone
-            idx = pool[torch.randperm(len(pool), generator=self.generator)[:p.batch_size].to(pool.device)]
-            x_f, y_f = forget.x[idx], labels[idx]
-            loss = self.forget_loss(model(x_f), y_f)
-            if adv_batches is not None:
-                x_a, y_a = next(adv_batches)
-                w_f, w_a = self.term_weights(len(x_f), len(x_a), len(forget))
-                loss = w_f * loss + w_a * F.cross_entropy(model(x_a), y_a)
-            if p.importance:
-                loss = loss + p.reg_lambda * self.importance_penalty(model)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if p.max_grad_norm > 0:
-                nn.utils.clip_grad_norm_(model.parameters(), p.max_grad_norm)
-            optimizer.step()
-            self.steps += 1
-            met = self.goal_status(model, forget)
+        self.labels = self.targets if self.goal == "relabel" else forget.y
+        self.everyone = torch.arange(len(forget), device=forget.y.device)
+        self.adv_batches = (self.cycle(self.adv_x, self.adv_y, p.adv_batch_size)
+                            if self.adv and len(self.adv_y) else None)
+        self.met = self.goal_status(model, forget)
+
+    def epoch_count(self) -> int:
+        return self.params.max_steps
+
+    def should_stop(self, epoch: int) -> bool:
+        return bool(self.met.all())
+
+    def run_epoch(self, epoch: int) -> None:
+        """One step on the forget instances that do not meet the goal yet (all of them without
+        ``pending_only``), weighted against one adversarial batch, plus the importance penalty."""
+        if bool(self.met.all()):  # met before the first step: nothing to do
+            return
+        p, model, forget = self.params, self.model, self.task.forget
+        self.train_mode(model)
+        pool = self.everyone[~self.met] if p.pending_only else self.everyone
+        idx = pool[torch.randperm(len(pool), generator=self.generator)[:p.batch_size].to(pool.device)]
+        x_f, y_f = forget.x[idx], self.labels[idx]
+        loss = self.forget_loss(model(x_f), y_f)
+        if self.adv_batches is not None:
+            x_a, y_a = next(self.adv_batches)
+            w_f, w_a = self.term_weights(len(x_f), len(x_a), len(forget))
+            loss = w_f * loss + w_a * F.cross_entropy(model(x_a), y_a)
+        if p.importance:
+            loss = loss + p.reg_lambda * self.importance_penalty(model)
+        self.update(loss)
+        self.steps += 1
+        self.met = self.goal_status(model, forget)
+
+    def after_backward(self) -> None:
+        if self.params.max_grad_norm > 0:
+            nn.utils.clip_grad_norm_(self.model.parameters(), self.params.max_grad_norm)
 
     # -- pieces ---------------------------------------------------------------------------------
     @property
@@ -184,7 +200,8 @@ class InstanceAdv(UnlearningMethod):
         forget = task.forget
         given = task.metadata.get("target_labels")
         if given is None:
-            return most_likely_wrong_class(self.original, forget).to(forget.y.device)
+            with torch.no_grad():  # self.original is in eval mode
+                return highest_wrong_class(self.original(forget.x), forget.y)
         targets = torch.as_tensor(given, dtype=torch.long).flatten().to(forget.y.device)
         if len(targets) != len(forget):
             raise DataError(f"metadata target_labels has {len(targets)} labels for {len(forget)} forget instances")

@@ -35,11 +35,10 @@ from torch import nn
 from ..data.split import Split
 from ..errors import DataError
 from ..evaluation.metrics import predict_logits
+from ..goals import GOALS, goal_met, highest_wrong_class
 from ..params import Hyperparameters, hp
 from .base import Scenario, ScenarioData, check_indices, make_task, register_scenario, resolve_count
 from .random import parse_indices
-
-GOALS = ("misclassify", "relabel")
 
 
 @dataclass
@@ -58,23 +57,7 @@ class InstanceOptions(Hyperparameters):
 def most_likely_wrong_class(model: nn.Module, split: Split) -> torch.Tensor:
     """Per example, the class with the highest logit other than its label ``y`` (the default relabel
     target: the second most likely class whenever the model classifies the example correctly)."""
-    logits = predict_logits(model, split)
-    y = split.y.cpu()
-    logits[torch.arange(len(y)), y] = float("-inf")
-    return logits.argmax(1)
-
-
-def goal_met(logits: torch.Tensor, y: torch.Tensor, goal: str,
-             targets: Optional[torch.Tensor] = None) -> torch.Tensor:
-    """Boolean per instance: does the prediction meet the forget goal?"""
-    pred = logits.argmax(1)
-    if goal == "misclassify":
-        return pred != y
-    if goal == "relabel":
-        if targets is None:
-            raise DataError("goal 'relabel' needs target labels")
-        return pred == targets.to(pred.device)
-    raise DataError(f"unknown goal {goal!r}: use one of {list(GOALS)}")
+    return highest_wrong_class(predict_logits(model, split), split.y.cpu())
 
 
 @register_scenario
