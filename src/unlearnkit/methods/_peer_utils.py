@@ -12,6 +12,7 @@ from torch.nn import functional as F
 from ..data.split import Split
 from ..errors import DataError
 from ..utils import eval_mode  # noqa: F401  (re-exported for the peer methods)
+from ._gradients import gradient_sum
 
 
 def kl_teacher_student(student_logits: torch.Tensor, teacher_probs: torch.Tensor, temperature: float = 1.0
@@ -27,18 +28,11 @@ def summed_batch_gradients(model: nn.Module, split: Split, batch_size: int, squa
     """Sum over the mini-batches of ``split`` (eval mode, in order) of the gradient of each batch's
     mean cross-entropy, or of its square; returns the sums per parameter name and the batch count."""
     named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
-    acc = {n: torch.zeros_like(p) for n, p in named}
-    count = 0
+    batches = list(split.batches(batch_size, shuffle=False))
     with eval_mode(model):
-        for x, y in split.batches(batch_size, shuffle=False):
-            model.zero_grad(set_to_none=True)
-            F.cross_entropy(model(x), y).backward()
-            for n, p in named:
-                if p.grad is not None:
-                    acc[n] += p.grad.detach() ** 2 if square else p.grad.detach()
-            count += 1
-    model.zero_grad(set_to_none=True)
-    return acc, count
+        sums = gradient_sum(lambda x, y: F.cross_entropy(model(x), y), batches, [p for _, p in named],
+                            torch.square if square else None)
+    return {n: s for (n, _), s in zip(named, sums)}, len(batches)
 
 
 def batch_grad_squares(model: nn.Module, split: Split, batch_size: int) -> dict[str, torch.Tensor]:

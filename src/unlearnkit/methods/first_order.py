@@ -33,6 +33,7 @@ from torch.nn import functional as F
 from ..data.split import Split
 from ..errors import DataError
 from ..utils import eval_mode
+from ._gradients import gradient_sum
 from .base import ClosedFormMethod, SelectionParams, hp, register_method
 
 
@@ -101,11 +102,7 @@ class FirstOrder(CorrectionMethod):
 def summed_gradient(model: nn.Module, split: Split, params: list[torch.Tensor], batch_size: int = 256
                     ) -> list[torch.Tensor]:
     """sum over the examples of ``split`` of grad cross-entropy w.r.t. ``params``."""
-    total = [torch.zeros_like(p) for p in params]
-    for x, y in split.batches(batch_size):
-        grads = torch.autograd.grad(F.cross_entropy(model(x), y, reduction="sum"), params)
-        for t, g in zip(total, grads):
-            t.add_(g)
-    return total
+    return gradient_sum(lambda x, y: F.cross_entropy(model(x), y, reduction="sum"), split.batches(batch_size),
+                        params)
 
 

@@ -82,6 +82,7 @@ from torch.nn import functional as F
 from ..errors import DataError
 from ..goals import GOALS, goal_met, highest_wrong_class
 from ..params import hp
+from ._gradients import gradient_sum
 from .base import IterativeMethod, SelectionParams, register_method
 
 log = logging.getLogger(__name__)
@@ -290,15 +291,11 @@ class InstanceAdv(IterativeMethod):
         if not self.params.freeze_bn:  # train-mode BN: per-instance batches of one are not defined
             model.eval()
         named = [(n, q) for n, q in model.named_parameters() if q.requires_grad]
-        total = {n: torch.zeros_like(q) for n, q in named}
-        for i in range(len(x)):
-            out = model(x[i:i + 1])
-            grads = torch.autograd.grad(out.norm(p=2, dim=1).sum(), [q for _, q in named], allow_unused=True)
-            for (n, _), g in zip(named, grads):
-                if g is not None:
-                    total[n] += g.abs()
+        one_at_a_time = ((x[i:i + 1], None) for i in range(len(x)))  # |gradient| per instance
+        sums = gradient_sum(lambda xi, _: model(xi).norm(p=2, dim=1).sum(), one_at_a_time, [q for _, q in named],
+                            torch.abs)
         out: dict[str, torch.Tensor] = {}
-        for n, t in total.items():
+        for (n, _), t in zip(named, sums):
             t = t / len(x)
             lo, hi = t.min(), t.max()
             out[n] = (t - lo) / (hi - lo) if hi > lo else torch.zeros_like(t)

@@ -32,12 +32,11 @@ from dataclasses import dataclass
 
 import torch
 from torch import nn
-from torch.nn import functional as F
 
 from ..data.split import Split
 from ._peer_utils import summed_batch_gradients
-from .base import IterativeMethod, IterativeParams, hp, register_method
-from .rl import random_wrong_labels
+from .base import IterativeParams, hp, register_method
+from .rl import RandomLabel
 
 
 def saliency_mask(model: nn.Module, forget: Split, fraction: float, batch_size: int = 64
@@ -67,7 +66,9 @@ class SalUnParams(IterativeParams):
 
 
 @register_method
-class SalUn(IterativeMethod):
+class SalUn(RandomLabel):
+    """RL's training loop (``rl``) with every update restricted to the saliency mask."""
+
     name = "salun"
     summary = "random-label unlearning restricted to the salient weights (top |forget gradient|) (Fan et al.)"
     Params = SalUnParams
@@ -76,9 +77,4 @@ class SalUn(IterativeMethod):
     def prepare(self, model, task):
         self.saliency = saliency_mask(model, task.forget, self.params.fraction, self.params.batch_size)
         self.set_update_mask(self.saliency)
-        wrong = random_wrong_labels(task.forget.y.cpu(), self.num_classes(task), self.generator)
-        self.train_set = Split.concat(task.forget.with_labels(wrong.to(task.forget.y.device)), task.retain)
-
-    def run_epoch(self, epoch):
-        for x, y in self.batches(self.train_set):
-            self.update(F.cross_entropy(self.model(x), y))
+        super().prepare(model, task)

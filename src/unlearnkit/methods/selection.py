@@ -39,6 +39,7 @@ from torch.nn import functional as F
 from ..data.split import Split, as_split
 from ..errors import HyperparameterError
 from ..utils import eval_mode
+from ._gradients import gradient_sum
 
 SCORES = ("hessian", "fisher", "grad", "random", "last_layer", "all")
 
@@ -90,18 +91,12 @@ def score_params(model: nn.Module, data: Split, score: str, *, n_probes: int = 1
     n = len(data)
     with eval_mode(model):
         if score == "grad":
-            total = [torch.zeros_like(p) for p in params]
-            for x, y in data.batches(batch_size):
-                grads = torch.autograd.grad(F.cross_entropy(model(x), y, reduction="sum") / n, params)
-                for t, g in zip(total, grads):
-                    t.add_(g)
+            total = gradient_sum(lambda x, y: F.cross_entropy(model(x), y, reduction="sum") / n,
+                                 data.batches(batch_size), params)
             out = [t.abs() for t in total]
-        elif score == "fisher":
-            out = [torch.zeros_like(p) for p in params]
-            for x, y in data.batches(1):
-                grads = torch.autograd.grad(F.cross_entropy(model(x), y), params)
-                for t, g in zip(out, grads):
-                    t.add_(g * g, alpha=1.0 / n)
+        elif score == "fisher":  # per-sample squared gradients: batches of one
+            total = gradient_sum(lambda x, y: F.cross_entropy(model(x), y), data.batches(1), params, torch.square)
+            out = [t / n for t in total]
         elif score == "hessian":
             out = hutchinson_diag(model, data, n_probes=n_probes, batch_size=batch_size, generator=generator)
         else:
