@@ -31,7 +31,7 @@ import torch
 from unlearnkit.bench.cache import ModelCache
 from unlearnkit.bench.experiment import Experiment, ExperimentConfig
 from unlearnkit.bench.report import summarize
-from unlearnkit.evaluation.metrics import CORE_METRICS
+from unlearnkit.evaluation import CORE_METRICS
 from unlearnkit.methods import get_method
 from unlearnkit.methods.selection import last_layer_mask, mask_fraction, select_params, selection_data
 from unlearnkit.utils import Timer, atomic_write_text, to_jsonable

@@ -80,3 +80,47 @@ def test_retrain_time_in_a_warm_cache_is_measured_in_this_run(tmp_path):
     cold_speedups = {e["method"]: e["speedup"] for e in cold["summary"]}
     assert speedups["ft"] < 100 * cold_speedups["ft"]
 
+
+
+
+def test_a_registered_metric_reaches_the_row_the_report_and_the_leaderboard(tmp_path, toy_random):
+    """Adding a metric = one function + its registry entry: the row builders compute it, the run's
+    report and the leaderboard show it under its label, and evaluate() returns it."""
+    from unlearnkit.bench.experiment import ExperimentConfig, run_experiment
+    from unlearnkit.bench.leaderboard import markdown_leaderboard, summaries
+    from unlearnkit.evaluation import METRICS, accuracy, evaluate, register_metric
+
+    @register_metric("forget_error", label="Forget error", unit="%", better="closest")
+    def forget_error(model, inputs):
+        return 1.0 - accuracy(model, inputs.task.forget)
+
+    try:
+        config = ExperimentConfig(dataset="synthetic", model="mlp", scenario="random", methods=["retrain", "ft"],
+                                  seeds=[0], recipe={"epochs": 3}, method_params={"ft": {"epochs": 1}},
+                                  scenario_options={"forget_size": 0.1})
+        results = run_experiment(config, tmp_path / "out", progress=False)
+        for row in results["rows"]:
+            assert row["forget_error"] == pytest.approx(1.0 - row["forget_acc"])
+        report = (tmp_path / "out" / "report.md").read_text()
+        assert "| Forget error |" in report
+        leaderboard = markdown_leaderboard(summaries([{**r, "grp": "g"} for r in results["rows"]]))
+        assert "| Forget error |" in leaderboard
+        model, data = toy_random
+        t = data.task
+        assert evaluate(model, forget=(t.forget.x, t.forget.y))["forget_error"] == pytest.approx(
+            1.0 - accuracy(model, t.forget))
+    finally:
+        METRICS.remove("forget_error")
+    assert "forget_error" not in METRICS
+
+
+def test_metric_registry_rejects_duplicates_and_bad_directions():
+    from unlearnkit.errors import UnknownNameError, UnlearnkitError
+    from unlearnkit.evaluation import METRICS, declare_metric
+
+    with pytest.raises(UnlearnkitError, match="'forget_acc' is already registered"):
+        declare_metric("forget_acc", label="x", unit="%", better="higher")
+    with pytest.raises(UnlearnkitError, match="better='up'; use one of"):
+        declare_metric("new_metric", label="x", unit="%", better="up")
+    with pytest.raises(UnknownNameError, match="unknown metric 'nope'; valid names: .*forget_acc"):
+        METRICS.get("nope")

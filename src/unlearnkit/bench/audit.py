@@ -38,7 +38,7 @@ from ..data.split import Split
 from ..errors import UnlearnkitError
 from ..evaluation.attacks import LiRA, balanced_keep_matrix, challenge_score, ulira_leave_one_out
 from ..evaluation.attacks.base import model_statistic
-from ..evaluation.metrics import js_divergence, mia_efficacy, predict_logits
+from ..evaluation.registry import MetricInputs, compute_metrics
 from ..methods import METHODS, get_method
 from ..training import train_model
 from ..utils import Timer, seeded, stable_hash
@@ -50,6 +50,9 @@ log = logging.getLogger(__name__)
 #: seed offsets: unlearning runs and LiRA shadows never share a seed with originals/Retrain
 UNLEARN_SEED = 1000
 SHADOW_SEED = 10_000
+#: metrics computed for every model and reported as the mean over the N challenge runs (the rest of
+#: the registry is computed on the main run only)
+PER_RUN_METRICS = ("forget_acc", "retain_acc", "test_acc", "forget_loss")
 
 
 @dataclass
@@ -234,20 +237,17 @@ def run_job(job: tuple) -> dict[str, Any]:
     out: dict[str, Any] = {"phi": phi, "time_s": float(meta.get("time_s", 0.0)), "cached": bool(meta.get("cached")),
                            "wall_s": time.perf_counter() - t0}
     if kind != "shadow":
-        task = data.task
-        logits_f = predict_logits(model, task.forget)
-        out["forget_logits"] = logits_f.numpy()
-        out["forget_acc"] = float((logits_f.argmax(1) == task.forget.y.cpu()).float().mean())
-        out["retain_acc"] = float((predict_logits(model, task.retain).argmax(1) == task.retain.y.cpu()).float().mean())
-        out["test_acc"] = float((predict_logits(model, task.test).argmax(1) == task.test.y.cpu()).float().mean())
+        # every model: the metrics averaged over the N challenge runs; the main model: all of them
+        names = None if full else PER_RUN_METRICS
+        reference = _get_retrain(st, 0)[0] if full else None
+        inputs = MetricInputs(data.task, reference=reference, seed=cfg["experiment"]["seeds"][0])
+        out["metrics"], _ = compute_metrics(model, inputs, names)
         if full:
-            out["mia_efficacy"] = mia_efficacy(model, task.retain, task.test, task.forget, seed=cfg["experiment"]["seeds"][0])
-            if hasattr(st["scenario"], "extra_metrics"):
-                try:
-                    out["extra"] = st["scenario"].extra_metrics(model, data)
-                except Exception as exc:  # pragma: no cover - a scenario extra must not sink the audit
-                    log.warning("extra metrics failed: %s", exc)
-                    out["extra"] = {"extra_metrics": f"skipped: {type(exc).__name__}: {exc}"}
+            try:
+                out["extra"] = st["scenario"].extra_metrics(model, data)
+            except Exception as exc:  # pragma: no cover - a scenario extra must not sink the audit
+                log.warning("extra metrics failed: %s", exc)
+                out["extra"] = {"extra_metrics": f"skipped: {type(exc).__name__}: {exc}"}
     return out
 
 
@@ -458,20 +458,9 @@ def _analyse(cfg: AuditConfig, methods: list[str], pieces: dict, results: dict, 
         # challenge models (the method from Original seed 0, N seeds)
         runs = [results.get(unlearned_key(m, 0, UNLEARN_SEED + j)) for j in range(N)] if cfg.challenge else [main]
         runs = [r for r in runs if r is not None] or [main]
-        row["forget_acc"] = float(np.mean([r["forget_acc"] for r in runs]))
-        row["retain_acc"] = float(np.mean([r["retain_acc"] for r in runs]))
-        row["test_acc"] = float(np.mean([r["test_acc"] for r in runs]))
-        if "mia_efficacy" in main:
-            row["mia_efficacy"] = main["mia_efficacy"]
+        row.update(main["metrics"])
+        row.update({n: float(np.mean([r["metrics"][n] for r in runs])) for n in PER_RUN_METRICS})
         row.update(main.get("extra", {}))
-        r0 = results.get(("retrain", "", 0, 0))
-        if r0 is not None:
-            p = torch.softmax(torch.as_tensor(main["forget_logits"]), 1)
-            q = torch.softmax(torch.as_tensor(r0["forget_logits"]), 1)
-            row["js_to_retrain"] = float(js_divergence(p, q).mean())
-        y_f = data.task.forget.y.cpu()
-        row["forget_loss"] = float(np.mean([torch.nn.functional.cross_entropy(torch.as_tensor(r["forget_logits"]), y_f)
-                                            for r in runs]))
         times = [r["time_s"] for r in runs] if m != "original" else [0.0]
         row["time_s"] = float(np.mean(times))
         # a model loaded from the cache carries the time of the run that trained it: no speedup from it
@@ -519,12 +508,9 @@ def _analyse(cfg: AuditConfig, methods: list[str], pieces: dict, results: dict, 
             rr = [x[f_idx] for x in retrained[:N] if x is not None]
             rt = [results[("retrain", "", j, j)] for j in range(N) if ("retrain", "", j, j) in results]
             if len(u) >= 3 and len(rr) >= 3:
-                cs = challenge_score(np.stack(u), np.stack(rr), [r["retain_acc"] for r in runs],
-                                     [r["retain_acc"] for r in rt], [r["test_acc"] for r in runs],
-                                     [r["test_acc"] for r in rt])
-                cp = challenge_score(np.stack(u), np.stack(rr), [r["retain_acc"] for r in runs],
-                                     [r["retain_acc"] for r in rt], [r["test_acc"] for r in runs],
-                                     [r["test_acc"] for r in rt], rates="clopper_pearson")
+                accs = [[r["metrics"][n] for r in group] for n in ("retain_acc", "test_acc") for group in (runs, rt)]
+                cs = challenge_score(np.stack(u), np.stack(rr), *accs)
+                cp = challenge_score(np.stack(u), np.stack(rr), *accs, rates="clopper_pearson")
                 row["forgetting_quality"] = cs.forgetting_quality
                 row["challenge_score"] = cs.score
                 row["forgetting_quality_cp"] = cp.forgetting_quality

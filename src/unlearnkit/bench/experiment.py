@@ -20,7 +20,8 @@ from torch import nn
 from .._version import __version__
 from ..data import DatasetBundle, load_dataset
 from ..errors import UnlearnkitError
-from ..evaluation.metrics import accuracy, js_to_model, mean_loss, mia_efficacy
+from ..evaluation.metrics import accuracy
+from ..evaluation.registry import MetricInputs, compute_metrics
 from ..methods import METHODS, get_method
 from ..models import build_model
 from ..scenarios import Scenario, ScenarioData, get_scenario
@@ -164,17 +165,11 @@ class Experiment:
             ctx.retrain_seconds = t.seconds
         return ctx.retrain_seconds
 
-    def evaluate(self, model: nn.Module, ctx: SeedContext) -> dict[str, Any]:
-        task = ctx.data.task
-        row = {
-            "forget_acc": accuracy(model, task.forget),
-            "retain_acc": accuracy(model, task.retain),
-            "test_acc": accuracy(model, task.test),
-            "mia_efficacy": mia_efficacy(model, task.retain, task.test, task.forget, seed=ctx.seed),
-            "js_to_retrain": js_to_model(model, ctx.retrain, task.forget),
-            "forget_loss": mean_loss(model, task.forget),
-        }
-        row.update(ctx.scenario.extra_metrics(model, ctx.data))
+    def evaluate(self, model: nn.Module, ctx: SeedContext, names: Optional[list[str]] = None) -> dict[str, Any]:
+        """The registered metrics of ``model`` (or ``names`` of them) and, for all, the scenario's extras."""
+        row, _ = compute_metrics(model, MetricInputs(ctx.data.task, reference=ctx.retrain, seed=ctx.seed), names)
+        if names is None:
+            row.update(ctx.scenario.extra_metrics(model, ctx.data))
         return row
 
     def row_head(self, ctx: SeedContext, name: str) -> dict[str, Any]:

@@ -18,12 +18,13 @@ import math
 from pathlib import Path
 from typing import Optional
 
+from ..evaluation.registry import METRICS
 from ..utils import atomic_write_text
-from .report import PERCENT_METRICS, summarize
+from .report import summarize
 
 REFERENCES = ("original", "retrain")
-CLOSEST = {"forget_acc", "mia_efficacy", "asr", "forget_prev_acc", "goal_success", "test_forget_acc"}
-HIGHEST = {"retain_acc", "test_acc"}
+#: summary columns that are not metrics of a row, with the direction that is better
+DERIVED_BETTER = {"avg_gap": "lower", "speedup": "higher"}
 
 
 def group_rows(rows: list[dict]) -> dict[str, list[dict]]:
@@ -60,34 +61,33 @@ def _best(entries: list[dict], metric: str, retrain: Optional[dict]) -> Optional
     cands = [e for e in cands if val(e) is not None and not (isinstance(val(e), float) and math.isnan(val(e)))]
     if not cands:
         return None
-    if metric in CLOSEST:
+    better = DERIVED_BETTER.get(metric) or METRICS.get(metric).better
+    if better == "closest":
         if retrain is None or metric not in retrain["mean"]:
             return None
         ref = retrain["mean"][metric]
         return min(cands, key=lambda e: abs(val(e) - ref))["method"]
-    if metric in HIGHEST or metric == "speedup":
+    if better == "higher":
         return max(cands, key=val)["method"]
-    return min(cands, key=val)["method"]  # avg_gap, time_s, js_to_retrain
+    return min(cands, key=val)["method"]
 
 
 def table_cells(entries: list[dict]) -> tuple[list[str], list[list[str]], list[list[bool]]]:
     """Header, rows of formatted cells and the 'best in column' flags."""
     retrain = next((e for e in entries if e["method"] == "retrain"), None)
-    present = [m for m in PERCENT_METRICS if any(m in e["mean"] for e in entries)]
-    cols = present + ["avg_gap", "time_s", "speedup"]
-    head = ["Method", "Seeds"] + [PERCENT_METRICS[m] for m in present] + ["Avg gap ↓ (pts)", "Time (s)", "Speedup"]
+    present = METRICS.table_metrics({k for e in entries for k in e["mean"]}, unit="%")
+    timer = METRICS.get("time_s")
+    cols = [m.name for m in present] + ["avg_gap", "time_s", "speedup"]
+    head = ["Method", "Seeds"] + [m.label for m in present] + ["Avg gap ↓ (pts)", timer.label, "Speedup"]
     best = {c: _best(entries, c, retrain) for c in cols}
     rows, flags = [], []
     for e in entries:
         mean, std = e["mean"], e["std"]
         cells = [e["method"], str(e["n_seeds"])]
-        for m in present:
-            v = mean.get(m)
-            cells.append("—" if v is None else f"{100 * v:.1f} ± {100 * std.get(m, 0.0):.1f}")
+        cells += [m.format(mean.get(m.name), std.get(m.name, 0.0)) for m in present]
         gap = e.get("avg_gap")
         cells.append("—" if gap is None or math.isnan(gap) else f"{100 * gap:.2f}")
-        t = mean.get("time_s")
-        cells.append("—" if t is None else f"{t:.2f}")
+        cells.append(timer.format(mean.get("time_s")))
         sp = e.get("speedup")
         cells.append("—" if sp is None or e["method"] == "original" else f"{sp:.1f}×")
         rows.append(cells)

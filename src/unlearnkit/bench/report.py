@@ -8,18 +8,18 @@ import math
 from pathlib import Path
 from typing import Any, Iterable, Optional
 
-from ..evaluation.metrics import CORE_METRICS, avg_gap, mean_std, signed_gaps
+from ..evaluation.metrics import avg_gap, mean_std, signed_gaps
+from ..evaluation.registry import METRICS, gap_metrics_of
 from ..utils import atomic_write_text, to_jsonable
 
 log = logging.getLogger(__name__)
 
-#: metrics averaged over seeds, in display order; scenario extras are appended when present
-SUMMARY_METRICS = list(CORE_METRICS) + ["js_to_retrain", "forget_loss", "time_s"]
 NON_METRIC_KEYS = {"method", "scenario", "dataset", "model", "seed", "request"}
 
 
 def _metric_names(rows: list[dict]) -> list[str]:
-    names = list(SUMMARY_METRICS)
+    """Registered metrics in display order, then any other number the rows carry."""
+    names = [m.name for m in METRICS.ordered()]
     for row in rows:
         for k, v in row.items():
             if k not in names and k not in NON_METRIC_KEYS and isinstance(v, (int, float)) and not isinstance(v, bool):
@@ -54,7 +54,7 @@ def summarize(rows: list[dict], group_keys: Iterable[str] = ("method",)) -> list
         if ref is None:
             entry["avg_gap"], entry["gaps"], entry["speedup"] = None, {}, None
             continue
-        metrics = list(CORE_METRICS) + (["asr"] if "asr" in entry["mean"] else [])
+        metrics = gap_metrics_of(entry["mean"])
         entry["gaps"] = signed_gaps(entry["mean"], ref["mean"], metrics)
         entry["avg_gap"] = avg_gap(entry["mean"], ref["mean"], metrics)
         t, t_ref = entry["mean"].get("time_s"), ref["mean"].get("time_s")
@@ -63,46 +63,24 @@ def summarize(rows: list[dict], group_keys: Iterable[str] = ("method",)) -> list
     return summary
 
 
-def _pct(mean: Optional[float], std: Optional[float] = None) -> str:
-    if mean is None or (isinstance(mean, float) and math.isnan(mean)):
-        return "—"
-    if std is None or math.isnan(std):
-        return f"{100 * mean:.1f}"
-    return f"{100 * mean:.1f} ± {100 * std:.1f}"
-
-
-PERCENT_METRICS = {"forget_acc": "Forget acc", "retain_acc": "Retain acc", "test_acc": "Test acc",
-                   "mia_efficacy": "MIA-eff.", "test_forget_acc": "Test acc (forgotten class)",
-                   "asr": "ASR", "goal_success": "Goal success",
-                   "forget_prev_acc": "Acc earlier requests"}
-
-
-def _significant(value: float) -> str:
-    """Three significant digits: a forget loss of 1.5e-4 must not print as 0.000."""
-    return f"{value:.3g}" if value != 0 else "0"
-
-
 def markdown_table(summary: list[dict], title: str = "") -> str:
-    """One row per method: metrics as percentages (mean ± std), JS, avg gap (points), time, speedup."""
+    """One row per method: the registered table metrics present (percentages and seconds as
+    mean ± std), avg gap (points), time and speedup."""
     if not summary:
         return "(no results)\n"
-    present = [m for m in PERCENT_METRICS if any(m in e["mean"] for e in summary)]
-    head = ["Method"] + [PERCENT_METRICS[m] for m in present] + ["JS→Retrain", "Forget loss", "Avg gap ↓",
-                                                                  "Time (s)", "Speedup"]
+    present = [m for m in METRICS.table_metrics({k for e in summary for k in e["mean"]}) if m.name != "time_s"]
+    timer = METRICS.get("time_s")
+    head = ["Method"] + [m.label for m in present] + ["Avg gap ↓", timer.label, "Speedup"]
     lines = [f"### {title}\n" if title else "", "| " + " | ".join(head) + " |",
              "|" + "|".join(["---"] + ["---:"] * (len(head) - 1)) + "|"]
     for e in summary:
         mean, std = e["mean"], e["std"]
         label = f"`{e['method']}`" + (f" (request {e['request']})" if e.get("request") is not None else "")
-        cells = [label] + [_pct(mean.get(m), std.get(m)) for m in present]
-        js = mean.get("js_to_retrain")
-        cells.append("—" if js is None else f"{js:.4f}")
-        loss = mean.get("forget_loss")
-        cells.append("—" if loss is None else _significant(loss))
+        cells = [label] + [m.format(mean.get(m.name), std.get(m.name) if m.unit in ("%", "s") else None)
+                           for m in present]
         gap = e.get("avg_gap")
         cells.append("—" if gap is None or math.isnan(gap) else f"{100 * gap:.2f}")
-        t = mean.get("time_s")
-        cells.append("—" if t is None else f"{t:.2f} ± {std.get('time_s', 0):.2f}")
+        cells.append(timer.format(mean.get("time_s"), std.get("time_s", 0.0)))
         sp = e.get("speedup")
         cells.append("—" if sp is None else f"{sp:.1f}×")
         lines.append("| " + " | ".join(cells) + " |")
@@ -146,10 +124,10 @@ def plot_tradeoff(summary: list[dict], path: Path, title: str = "") -> Optional[
 
     styles = method_styles(e["method"] for e in pts)
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
-    for ax, metric, label in ((axes[0], "forget_acc", "|forget acc − Retrain| (pts)"),
-                              (axes[1], "mia_efficacy", "|MIA-efficacy − Retrain| (pts)")):
+    for ax, metric in ((axes[0], "forget_acc"), (axes[1], "mia_efficacy")):
+        label = f"|{METRICS.get(metric).label} − Retrain| (pts)"
         ax.set_xlabel(label + "  ← closer to Retrain")
-        ax.set_ylabel("test accuracy (%)")
+        ax.set_ylabel(f"{METRICS.get('test_acc').label} (%)")
         ax.grid(alpha=0.3)
         scatter_methods(ax, [(e["method"], 100 * abs(e["gaps"].get(metric, float("nan"))),
                               100 * e["mean"]["test_acc"]) for e in pts], styles)

@@ -11,10 +11,10 @@ from pathlib import Path
 
 from ..bench.store import ResultStore
 from ..errors import UnlearnkitError
+from ..evaluation.registry import METRICS
 from ..utils import to_jsonable
 
-FIELDS_FIRST = ["grp", "dataset", "model", "scenario", "method", "seed", "request", "forget_acc", "retain_acc",
-                "test_acc", "mia_efficacy"]
+IDENTITY_FIELDS = ["grp", "dataset", "model", "scenario", "method", "seed", "request"]
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -29,6 +29,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     for col in ("dataset", "model", "scenario", "method"):
         p.add_argument(f"--{col}", default=None, help=f"only this {col}")
     p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--metrics", default=None, metavar="NAMES",
+                   help="only these metric columns (comma-separated registered metric names, e.g. "
+                        "forget_acc,mia_efficacy)")
     p.add_argument("--runs", action="store_true", help="one line per cell: status, hashes, version, timings")
     p.add_argument("--summary", action="store_true", help="mean ± std per method and scenario (leaderboard)")
     p.add_argument("--quiet", "-q", action="store_true")
@@ -65,17 +68,27 @@ def main(args: argparse.Namespace) -> int:
             for r in records:
                 r["params"] = json.dumps(r["params"], sort_keys=True) if args.format != "json" else r["params"]
         else:
-            records = store.result_rows(keys, where)
+            records = _only_metrics(store.result_rows(keys, where), args.metrics)
             for r in records:
                 if args.format != "json":
                     r["params"] = json.dumps(r["params"], sort_keys=True)
         return _emit(args, _format(records, args.format))
 
 
+def _only_metrics(records: list[dict], names: str | None) -> list[dict]:
+    """Drop every registered metric not in ``names`` (unknown names raise, listing the valid ones)."""
+    if not names:
+        return records
+    keep = {METRICS.get(n.strip()).name for n in names.split(",") if n.strip()}
+    drop = {m.name for m in METRICS.ordered()} - keep
+    return [{k: v for k, v in r.items() if k not in drop} for r in records]
+
+
 def _format(records: list[dict], fmt: str) -> str:
     if fmt == "json":
         return json.dumps(to_jsonable(records), indent=2)
-    cols: list[str] = [c for c in FIELDS_FIRST if any(c in r for r in records)]
+    first = IDENTITY_FIELDS + [m.name for m in METRICS.ordered()]  # metrics in the registry's order
+    cols: list[str] = [c for c in first if any(c in r for r in records)]
     for r in records:
         cols += [k for k in r if k not in cols]
     if fmt == "csv":

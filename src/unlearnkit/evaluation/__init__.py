@@ -1,8 +1,11 @@
 """Evaluation: metrics and attacks, decoupled from methods."""
 
 from .evaluate import evaluate
-from .metrics import (CORE_METRICS, accuracy, avg_gap, js_divergence, js_to_model, mean_std,
-                      mia_efficacy, predict_logits, predict_probs, signed_gaps)
+from .metrics import (accuracy, avg_gap, js_divergence, js_to_model, mean_std, mia_efficacy, predict_logits,
+                      predict_probs, signed_gaps)
+from .registry import (CORE_METRICS, METRICS, Metric, MetricInputs, compute_metrics, declare_metric,
+                       register_metric)
 
-__all__ = ["CORE_METRICS", "accuracy", "avg_gap", "evaluate", "js_divergence", "js_to_model",
-           "mean_std", "mia_efficacy", "predict_logits", "predict_probs", "signed_gaps"]
+__all__ = ["CORE_METRICS", "METRICS", "Metric", "MetricInputs", "accuracy", "avg_gap", "compute_metrics",
+           "declare_metric", "evaluate", "js_divergence", "js_to_model", "mean_std", "mia_efficacy",
+           "predict_logits", "predict_probs", "register_metric", "signed_gaps"]

@@ -1,4 +1,5 @@
-"""Metrics shared by every report (definitions in DESIGN.md). Any model in, numbers out."""
+"""The metric functions: any model in, numbers out. Their names, labels, units and directions live in
+``evaluation.registry``."""
 
 from __future__ import annotations
 
@@ -15,8 +16,6 @@ from ..data.split import Split
 from ..utils import eval_mode
 
 log = logging.getLogger(__name__)
-
-CORE_METRICS = ("forget_acc", "retain_acc", "test_acc", "mia_efficacy")
 
 
 @torch.no_grad()
@@ -101,8 +100,13 @@ def mean_std(values: Sequence[float]) -> tuple[float, float]:
     return float(arr.mean()), float(arr.std(ddof=1)) if arr.size > 1 else 0.0
 
 
-def signed_gaps(method_means: dict, retrain_means: dict, metrics: Iterable[str] = CORE_METRICS) -> dict:
-    """metric - metric of Retrain for each metric present in both (means over seeds first)."""
+def signed_gaps(method_means: dict, retrain_means: dict, metrics: Optional[Iterable[str]] = None) -> dict:
+    """metric - metric of Retrain for each metric present in both (means over seeds first);
+    ``metrics`` defaults to the registry's gap metrics."""
+    if metrics is None:
+        from .registry import METRICS
+
+        metrics = METRICS.gap_metrics()
     out = {}
     for m in metrics:
         a, b = method_means.get(m), retrain_means.get(m)
@@ -111,7 +115,7 @@ def signed_gaps(method_means: dict, retrain_means: dict, metrics: Iterable[str] 
     return out
 
 
-def avg_gap(method_means: dict, retrain_means: dict, metrics: Iterable[str] = CORE_METRICS) -> float:
+def avg_gap(method_means: dict, retrain_means: dict, metrics: Optional[Iterable[str]] = None) -> float:
     """Mean absolute gap to Retrain over ``metrics`` (fractions; x100 for points)."""
     gaps = signed_gaps(method_means, retrain_means, metrics)
     return float(np.mean([abs(g) for g in gaps.values()])) if gaps else float("nan")
