@@ -118,3 +118,56 @@ def test_audit_report_reads_its_ceiling_and_resolution_from_the_numbers():
     assert "N = 4" in warning and "`ga` ties with Retrain's 1.000" in warning and "use N >=" in warning
     assert "`rl`" not in warning
     assert separable_fq(32, "clopper_pearson") < 0.1 and resolution_warning(32, rows) == ""
+
+
+# -- README and --help agree with the code ------------------------------------------------------------
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+
+def readme_commands() -> list[list[str]]:
+    """Every ``unlearnkit ...`` command in README's shell blocks and inline code, as argv lists."""
+    import re
+    import shlex
+
+    text = README.read_text()
+    lines = []
+    for block in re.findall(r"```bash\n(.*?)```", text, flags=re.S):
+        lines += block.replace("\\\n", " ").splitlines()
+    # inline code that is a whole command (a subcommand name alone is just a mention)
+    lines += [c for c in re.findall(r"`(unlearnkit [^`]+)`", text) if len(c.split()) > 2]
+    commands = []
+    for line in lines:
+        line = line.split("#", 1)[0].strip()
+        if line.startswith("unlearnkit "):
+            commands.append(shlex.split(line)[1:])
+    return commands
+
+
+def test_every_readme_command_parses():
+    from unlearnkit.cli import build_parser
+
+    commands = readme_commands()
+    assert len(commands) >= 8
+    for argv in commands:
+        try:
+            build_parser().parse_args(argv)
+        except SystemExit as exc:  # --help exits 0; a bad flag exits 2
+            if exc.code == 0:
+                continue
+            raise AssertionError(f"README command does not parse: unlearnkit {' '.join(argv)}") from exc
+
+
+def test_readme_yaml_example_is_the_documented_command(tmp_path):
+    import re
+
+    from unlearnkit.cli import build_parser
+    from unlearnkit.cli.common import config_from_args
+
+    text = README.read_text()
+    example = re.search(r"A complete `experiment.yaml`.*?```yaml\n(.*?)```", text, flags=re.S).group(1)
+    (tmp_path / "experiment.yaml").write_text(example)
+    command = next(c for c in readme_commands() if c[:1] == ["run"] and "--forget-class" in c)
+    from_flags = config_from_args(build_parser().parse_args(command))
+    from_yaml = config_from_args(build_parser().parse_args(["run", "--config", str(tmp_path / "experiment.yaml"),
+                                                           "--out", "runs/x"]))
+    assert from_yaml.to_dict() == from_flags.to_dict()
