@@ -116,7 +116,7 @@ def test_results_export_formats(tiny_run, capsys):
     db = str(store.path)
     assert cli(["results", db, "--format", "csv", "--method", "ft"]) == 0
     rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
-    assert len(rows) == 4 and {r["method"] for r in rows} == {"ft"} and float(rows[0]["test_acc"]) > 0
+    assert len(rows) == 4 and {r["method"] for r in rows} == {"ft"} and float(rows[0]["test_acc [fraction]"]) > 0
     assert cli(["results", db, "--format", "json", "--spec", str(spec_path)]) == 0
     data = json.loads(capsys.readouterr().out)
     assert len(data) == 16 and {"forget_acc", "mia_efficacy", "seed", "grp"} <= set(data[0])

@@ -171,3 +171,35 @@ def test_readme_yaml_example_is_the_documented_command(tmp_path):
     from_yaml = config_from_args(build_parser().parse_args(["run", "--config", str(tmp_path / "experiment.yaml"),
                                                            "--out", "runs/x"]))
     assert from_yaml.to_dict() == from_flags.to_dict()
+
+
+@pytest.fixture(scope="module")
+def small_store(tmp_path_factory):
+    d = tmp_path_factory.mktemp("store")
+    spec = d / "dry.yaml"
+    spec.write_text(yaml.safe_dump({**SPEC, "seeds": [0], "scenarios": SPEC["scenarios"][:1]}))
+    with ResultStore(d / "s.sqlite") as store:
+        run_bench(load_spec(spec), store, cache=ModelCache(d / "cache"), workers=1, progress=False)
+    return d / "s.sqlite"
+
+
+def test_results_filter_with_an_unknown_name_says_what_the_store_holds(small_store, capsys):
+    assert cli(["results", str(small_store), "--method", "scrb"]) == 2
+    err = capsys.readouterr().err
+    assert "no method 'scrb'" in err and "ft, original, retrain" in err
+    assert cli(["results", str(small_store), "--dataset", "digits"]) == 2
+    assert "it holds: synthetic" in capsys.readouterr().err
+
+
+def test_results_say_their_units_and_offer_both(small_store, capsys):
+    import csv
+    import io
+
+    assert cli(["results", str(small_store), "-f", "csv", "--method", "ft"]) == 0
+    fraction = next(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    assert cli(["results", str(small_store), "-f", "csv", "--method", "ft", "--units", "percent"]) == 0
+    percent = next(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    assert float(percent["forget_acc [%]"]) == pytest.approx(100 * float(fraction["forget_acc [fraction]"]))
+    assert float(percent["time_s"]) == pytest.approx(float(fraction["time_s"]))  # seconds are not rates
+    assert cli(["results", str(small_store), "--method", "ft"]) == 0
+    assert "forget_acc [%]" in capsys.readouterr().out  # the table uses percent, like every report

@@ -200,6 +200,12 @@ class ResultStore:
                 rows.append({"grp": run["grp"], **row, "params": run["params"]})
         return rows
 
+    def distinct(self, column: str) -> list:
+        """The values ``column`` takes in the store (e.g. the methods it holds), sorted."""
+        if column not in RUN_COLUMNS:
+            raise ValueError(f"unknown column {column!r}; valid: {RUN_COLUMNS}")
+        return sorted(r[0] for r in self.conn.execute(f"SELECT DISTINCT {column} FROM runs") if r[0] is not None)
+
     def count(self) -> dict[str, int]:
         return {r[0]: r[1] for r in self.conn.execute("SELECT status, COUNT(*) FROM runs GROUP BY status")}
 

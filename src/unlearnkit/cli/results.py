@@ -32,6 +32,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--metrics", default=None, metavar="NAMES",
                    help="only these metric columns (comma-separated registered metric names, e.g. "
                         "forget_acc,mia_efficacy)")
+    p.add_argument("--units", choices=("percent", "fraction"), default=None,
+                   help="accuracies and other rates as percent (default for table/markdown, like every report) "
+                        "or as fractions in [0, 1] (default for csv/json); the column header says which")
     p.add_argument("--runs", action="store_true", help="one line per cell: status, hashes, version, timings")
     p.add_argument("--summary", action="store_true", help="mean ± std per method and scenario (leaderboard)")
     p.add_argument("--quiet", "-q", action="store_true")
@@ -41,6 +44,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 def _rows(args, store: ResultStore):
     where = {c: getattr(args, c) for c in ("dataset", "model", "scenario", "method", "seed")
              if getattr(args, c) is not None}
+    for column, value in where.items():  # a typo must not look like "no results"
+        held = store.distinct(column)
+        if value not in held:
+            raise UnlearnkitError(f"no {column} {value!r} in {args.store}; it holds: "
+                                  f"{', '.join(map(str, held)) or '(no results yet)'}")
     keys = None
     if args.spec:
         from ..bench.tune import load_spec_with_tuning
@@ -52,7 +60,7 @@ def _rows(args, store: ResultStore):
 def main(args: argparse.Namespace) -> int:
     if not args.store.exists():
         raise UnlearnkitError(f"results store {args.store} does not exist (run `unlearnkit bench SPEC` first)")
-    with ResultStore(args.store) as store:
+    with ResultStore(args.store, readonly=True) as store:
         where, keys = _rows(args, store)
         if args.summary:
             from ..bench.leaderboard import markdown_leaderboard, summaries
@@ -72,6 +80,8 @@ def main(args: argparse.Namespace) -> int:
             for r in records:
                 if args.format != "json":
                     r["params"] = json.dumps(r["params"], sort_keys=True)
+            percent = (args.units or ("fraction" if args.format in ("csv", "json") else "percent")) == "percent"
+            records = _in_units(records, percent, label=args.format != "json")
         return _emit(args, _format(records, args.format))
 
 
@@ -84,10 +94,25 @@ def _only_metrics(records: list[dict], names: str | None) -> list[dict]:
     return [{k: v for k, v in r.items() if k not in drop} for r in records]
 
 
+def _in_units(records: list[dict], percent: bool, label: bool) -> list[dict]:
+    """Rates (metrics whose unit is %) as percent or fractions; with ``label`` the column name says
+    which (``forget_acc [%]`` / ``forget_acc [fraction]``). JSON keeps plain names: its unit is
+    the one ``--units`` chose (fractions by default)."""
+    rates = {m.name for m in METRICS.ordered() if m.unit == "%"}
+    suffix = " [%]" if percent else " [fraction]"
+    out = []
+    for r in records:
+        out.append({(k + suffix if label and k in rates else k):
+                    (100 * v if percent and k in rates and isinstance(v, (int, float)) else v)
+                    for k, v in r.items()})
+    return out
+
+
 def _format(records: list[dict], fmt: str) -> str:
     if fmt == "json":
         return json.dumps(to_jsonable(records), indent=2)
-    first = IDENTITY_FIELDS + [m.name for m in METRICS.ordered()]  # metrics in the registry's order
+    # metrics in the registry's order, whatever unit suffix the column carries
+    first = IDENTITY_FIELDS + [m.name + suffix for m in METRICS.ordered() for suffix in ("", " [%]", " [fraction]")]
     cols: list[str] = [c for c in first if any(c in r for r in records)]
     for r in records:
         cols += [k for k in r if k not in cols]
