@@ -1,4 +1,4 @@
-"""SAPS benchmark (issue 6): which parameters should an unlearning update change?
+"""SAPS benchmark: which parameters should an unlearning update change?
 
 For one dataset / model / scenario and several seeds, runs each method X with the update restricted
 to: all parameters, the last layer, a random subset of the last layer's size, and for each fraction
@@ -13,7 +13,7 @@ as the method computes it - and injected, so tuning does not recompute it), on o
 
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/saps.py --dataset digits --model cnn --scenario label \\
         --methods first_order,second_order --seeds 0,1,2 --out /tmp/saps/digits-label \\
-        --cache-dir /tmp/cache-issue6
+        --cache-dir /tmp/cache-saps
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""dist_match (issue 5): MMD / median heuristic / AUC stopping rule by hand, the method without
+"""dist_match: MMD / median heuristic / AUC stopping rule by hand, the method without
 retain data, and the backdoor scenario (trigger placement, poison rate, ASR formula)."""
 
 from __future__ import annotations

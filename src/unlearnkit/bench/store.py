@@ -6,7 +6,7 @@ the process at any moment (SIGKILL included) loses only the cells in flight and 
 database. ``runs.cell_key`` is the primary key, so a cell can never appear twice.
 
 Schema (``runs``: one row per (experiment, method, seed) cell; ``tuned``: chosen hyperparameters):
-see ``SCHEMA`` below. ``rows`` holds the cell's result rows as JSON (the DESIGN.md row contract:
+see ``SCHEMA`` below. ``rows`` holds the cell's result rows as JSON (the row contract of docs/results.md:
 one row, or one per deletion request).
 """
 

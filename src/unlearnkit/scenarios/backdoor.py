@@ -35,7 +35,7 @@ from .base import Scenario, ScenarioData, check_class, make_task, register_scena
 @dataclass
 class BackdoorOptions(Hyperparameters):
     poison_rate: float = hp(0.1, "fraction (< 1) or count (>= 1) of training samples poisoned",
-                            "issue 5 (BadNets experiments poison ~10%)")
+                            "our choice (a 10% poisoning of the training set)")
     target: int = hp(0, "class the poisoned samples are relabelled to (the backdoor's target)")
     patch_size: int = hp(0, "trigger side (images) or length (1-D); 0 = auto: max(2, round(side / 8))")
 

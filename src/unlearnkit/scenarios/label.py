@@ -29,7 +29,7 @@ from .base import Scenario, ScenarioData, check_class, make_task, register_scena
 @dataclass
 class LabelOptions(Hyperparameters):
     classes: str = hp("all", "comma-separated classes whose samples are flipped, or 'all'")
-    fraction: float = hp(0.1, "fraction of each chosen class's training samples flipped", "issue 6 default")
+    fraction: float = hp(0.1, "fraction of each chosen class's training samples flipped", "our choice")
     target: int = hp(-1, "class the flipped samples get; -1 = the next class (c + 1) mod K")
 
 

@@ -162,7 +162,7 @@ def per_example_epsilons(unlearned: np.ndarray, retrained: np.ndarray, delta: fl
                          rates: str = "empirical", confidence: float = 0.95) -> np.ndarray:
     """Epsilon of every forget example. ``unlearned`` (N, examples) and ``retrained`` (M, examples):
     phi of each model on each forget example. N (and M) >= 3; the smaller sets the cap.
-    ``rates``: "empirical" (the challenge's plug-in) or "clopper_pearson" (see the module notes)."""
+    ``rates``: "empirical" (the challenge's plug-in) or "clopper_pearson" (see the module docstring)."""
     if rates not in RATE_ESTIMATORS:
         raise DataError(f"rates={rates!r}: use one of {RATE_ESTIMATORS}")
     u = np.atleast_2d(np.asarray(unlearned, dtype=np.float64))
@@ -200,7 +200,7 @@ class ChallengeScore:
 
 def forgetting_quality(unlearned: np.ndarray, retrained: np.ndarray, delta: float = DELTA,
                        rates: str = "empirical") -> float:
-    """F = mean points over the forget examples (see the module notes)."""
+    """F = mean points over the forget examples (see the module docstring)."""
     u = np.atleast_2d(unlearned)
     n = min(len(u), len(np.atleast_2d(retrained)))
     return float(np.mean(epsilon_points(per_example_epsilons(unlearned, retrained, delta, rates), n)))
