@@ -111,9 +111,9 @@ def test_finite_and_in_range_on_a_tiny_model(name, toy_random):
         assert value >= 0.0
 
 
-def _documented() -> dict[str, tuple[str, str]]:
-    """name -> (unit, direction) from the tables of docs/metrics.md that have those columns."""
-    out: dict[str, tuple[str, str]] = {}
+def _documented() -> dict[str, tuple[str, str, str]]:
+    """name -> (unit, direction, label or "") from the tables of docs/metrics.md with those columns."""
+    out: dict[str, tuple[str, str, str]] = {}
     header: list[str] = []
     for line in DOC.read_text().splitlines():
         if not line.startswith("|"):
@@ -125,7 +125,8 @@ def _documented() -> dict[str, tuple[str, str]]:
             continue
         if {"name", "unit", "direction"} <= set(header) and cells[0].startswith("`"):
             for name in re.findall(r"`([^`]+)`", cells[0]):
-                out[name] = (cells[header.index("unit")], cells[header.index("direction")])
+                label = cells[header.index("label")] if "label" in header else ""
+                out[name] = (cells[header.index("unit")], cells[header.index("direction")], label)
     return out
 
 
@@ -135,9 +136,10 @@ def test_documented_with_its_unit_and_direction(name):
     assert metric.better in DIRECTIONS
     documented = _documented()
     assert name in documented, f"metric {name!r} is registered but not documented in docs/metrics.md"
-    unit, direction = documented[name]
+    unit, direction, label = documented[name]
     assert direction == metric.better, f"{name}: docs say {direction!r}, the registry {metric.better!r}"
     assert unit == (metric.unit or "—"), f"{name}: docs say unit {unit!r}, the registry {metric.unit!r}"
+    assert not label or label == metric.label, f"{name}: docs label {label!r}, the registry {metric.label!r}"
 
 
 @pytest.mark.parametrize("scenario", SCENARIOS.names())

@@ -29,7 +29,7 @@ def _metric_names(rows: list[dict]) -> list[str]:
 
 def summarize(rows: list[dict], group_keys: Iterable[str] = ("method",)) -> list[dict[str, Any]]:
     """Per method: mean and std over seeds of every metric, signed and average gaps to Retrain
-    (gap of the seed-means, DESIGN.md) and speedup = Retrain time / method time."""
+    (gap of the seed-means, docs/metrics.md) and speedup = Retrain time / method time."""
     group_keys = tuple(group_keys)
     groups: dict[tuple, list[dict]] = {}
     for row in rows:
