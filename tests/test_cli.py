@@ -22,7 +22,7 @@ def test_run_writes_results_report_and_plot(tmp_path, capsys):
     assert rc == 0
     results = json.loads((out / "results.json").read_text())
     assert results["unlearnkit_version"]
-    assert results["config"]["method_params"] == {"ft": {"epochs": "2"}, "ga": {"lr": "0.05"}}
+    assert results["config"]["method_params"] == {"ft": {"epochs": 2}, "ga": {"lr": 0.05}}
     assert len(results["rows"]) == 8
     core = {"method", "scenario", "dataset", "model", "seed", "forget_acc", "retain_acc", "test_acc",
             "mia_efficacy", "time_s", "js_to_retrain"}

@@ -124,3 +124,44 @@ def test_metric_registry_rejects_duplicates_and_bad_directions():
         declare_metric("new_metric", label="x", unit="%", better="up")
     with pytest.raises(UnknownNameError, match="unknown metric 'nope'; valid names: .*forget_acc"):
         METRICS.get("nope")
+
+
+def test_flag_values_are_typed_once_before_training_and_keys_hash_typed_values(tmp_path):
+    """``--set ga.lr=0.1`` is the float 0.1 in the config, in results.json and in the cell key (the
+    same cell as 0.1 from YAML); scenario options and recipe overrides are typed the same way."""
+    from unlearnkit.bench.experiment import ExperimentConfig, cell_key
+
+    parser = build_parser()
+    args = parser.parse_args(["run", *FAST, "--methods", "retrain,ga", "--seeds", "0", "--set", "ga.lr=0.1",
+                              "--set", "ga.epochs=2", "--set", "train.lr=1e-3", "--scenario", "random",
+                              "--forget-size", "0.1", "--out", str(tmp_path / "o")])
+    config = config_from_args(args)
+    assert config.method_params == {"ga": {"lr": 0.1, "epochs": 2}}
+    assert isinstance(config.method_params["ga"]["lr"], float) and isinstance(config.method_params["ga"]["epochs"], int)
+    assert config.scenario_options == {"forget_size": 0.1} and config.recipe["lr"] == 0.001
+    from_yaml = ExperimentConfig(dataset="synthetic", model="mlp", scenario="random", methods=["retrain", "ga"],
+                                 seeds=[0], method_params={"ga": {"lr": 0.1, "epochs": 2}},
+                                 scenario_options={"forget_size": 0.1}, recipe={"epochs": 5, "lr": 0.001})
+    raw = ExperimentConfig(dataset="synthetic", model="mlp", scenario="random", methods=["retrain", "ga"],
+                           seeds=[0], method_params={"ga": {"lr": "0.1", "epochs": "2"}},
+                           scenario_options={"forget_size": "0.1"}, recipe={"epochs": "5", "lr": "1e-3"})
+    assert cell_key(raw, "ga", 0) == cell_key(from_yaml, "ga", 0) == cell_key(config, "ga", 0)
+    assert main(["run", *FAST, "--methods", "retrain,ga", "--seeds", "0", "--set", "ga.lr=0.1",
+                 "--set", "ga.epochs=1", "--forget-size", "0.1", "--cache-dir", str(tmp_path / "c"),
+                 "--out", str(tmp_path / "o")]) == 0
+    saved = json.loads((tmp_path / "o" / "results.json").read_text())["config"]
+    assert saved["method_params"]["ga"] == {"lr": 0.1, "epochs": 1}
+    assert saved["scenario_options"] == {"forget_size": 0.1}
+
+
+@pytest.mark.parametrize("sets, message", [
+    (["--set", "ga.lr=-1"], "ga.lr=-1.0 must be > 0"),
+    (["--set", "train.epochs=two"], "train.epochs must be of type int, got 'two'"),
+    (["--forget-size", "lots"], "forget_size must be of type float, got 'lots'"),
+])
+def test_bad_values_fail_while_resolving_the_config(tmp_path, sets, message):
+    from unlearnkit.errors import UnlearnkitError
+
+    args = build_parser().parse_args(["run", *FAST, "--methods", "retrain,ga", *sets, "--out", str(tmp_path)])
+    with pytest.raises(UnlearnkitError, match=message.replace("(", r"\(").replace(")", r"\)").replace(".", r"\.")):
+        config_from_args(args)

@@ -73,6 +73,13 @@ class Hyperparameters:
         return asdict(self)
 
     @classmethod
+    def typed_overrides(cls, values: dict[str, Any], owner: str = "method") -> dict[str, Any]:
+        """``values`` converted to the declared types and checked as ``from_dict`` does (ranges too),
+        keeping only the keys given: ``{"lr": "0.1"}`` -> ``{"lr": 0.1}``."""
+        params = cls.from_dict(values, owner=owner)
+        return {k: getattr(params, k) for k in values}
+
+    @classmethod
     def describe(cls) -> list[dict[str, Any]]:
         """Name, type, default, help, source and allowed range of each hyperparameter (for `unlearnkit methods`)."""
         out = []
@@ -103,6 +110,15 @@ def _describe_bounds(bounds: dict[str, float]) -> str:
     if low:
         return f"{'>' if low[0] == '(' else '>='} {low[1]}"
     return f"{'<' if high[0] == ')' else '<='} {high[1]}"
+
+
+def convert_fields(cls: type, values: dict[str, Any], owner: str) -> dict[str, Any]:
+    """``values`` for the dataclass ``cls`` converted to its fields' declared types (unknown names raise)."""
+    types = {f.name: typing.get_type_hints(cls)[f.name] for f in fields(cls)}
+    unknown = sorted(set(values) - set(types))
+    if unknown:
+        raise UnknownNameError(f"{owner} has no key(s) {unknown}; valid: {sorted(types)}")
+    return {k: _convert(owner, k, v, types[k]) for k, v in values.items()}
 
 
 def _convert(owner: str, name: str, value: Any, typ: Any) -> Any:

@@ -12,6 +12,7 @@ from torch.nn import functional as F
 
 from .data.split import Split
 from .errors import HyperparameterError
+from .params import convert_fields
 
 log = logging.getLogger(__name__)
 
@@ -41,11 +42,12 @@ class TrainRecipe:
 
     @classmethod
     def from_dict(cls, values: dict) -> "TrainRecipe":
+        """From a mapping; CLI/YAML strings are converted to each field's type ("1e-3" -> 0.001)."""
         names = {f.name for f in fields(cls)}
         unknown = set(values) - names
         if unknown:
             raise HyperparameterError(f"unknown training-recipe key(s) {sorted(unknown)}; valid: {sorted(names)}")
-        return cls(**values)
+        return cls(**convert_fields(cls, values, owner="train"))
 
 
 #: Recipes that give a well-trained original model on each embedded (dataset, model) pair (the

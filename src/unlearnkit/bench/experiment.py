@@ -8,6 +8,7 @@ rows it completed; re-running the same command resumes where it stopped.
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 from dataclasses import asdict, dataclass, field, replace
@@ -24,7 +25,7 @@ from ..evaluation.metrics import accuracy
 from ..evaluation.registry import MetricInputs, compute_metrics
 from ..methods import METHODS, get_method
 from ..models import build_model
-from ..scenarios import Scenario, ScenarioData, get_scenario
+from ..scenarios import SCENARIOS, Scenario, ScenarioData, get_scenario
 from ..training import TrainRecipe, default_recipe, train_model
 from ..utils import Timer, atomic_write_text, resolve_device, seeded, stable_hash, to_jsonable, warm_up_torch
 from .cache import ModelCache
@@ -48,25 +49,35 @@ class ExperimentConfig:
     recipe: dict[str, Any] = field(default_factory=dict)  # overrides of the default training recipe
     device: str = "auto"
 
-    def validate(self) -> None:
-        """Fail before any training: unknown names and bad hyperparameters raise here."""
+    def validate(self) -> "ExperimentConfig":
+        """Resolve in place, before any training: names are checked against the registries, and
+        method hyperparameters, scenario options and recipe overrides are converted to the types
+        their owners declare (a method's Params, a scenario's Options, TrainRecipe) and range-checked.
+        ``--set ga.lr=0.1`` is then stored, hashed and written as the float 0.1. Returns ``self``."""
         if not self.methods:
             raise UnlearnkitError("no methods given: pass at least one, e.g. --methods ft,ga")
         if not self.seeds:
             raise UnlearnkitError("no seeds given: pass at least one, e.g. --seeds 0")
+        self.methods = [str(m) for m in self.methods]
+        self.seeds = [_seed(s) for s in self.seeds]
         dupes = {m for m in self.methods if self.methods.count(m) > 1}
         if dupes:
             raise UnlearnkitError(f"method(s) listed twice: {sorted(dupes)}")
         for name in self.methods:
             METHODS.get(name)
-        for name, params in self.method_params.items():
+        for name in self.method_params:
             if name not in self.methods:
                 raise UnlearnkitError(f"hyperparameters given for {name!r}, which is not among the methods "
                                       f"{self.methods}")
-            get_method(name, **params)
-        get_scenario(self.scenario, **self.scenario_options)
-        self.training_recipe()
+        self.method_params = {name: METHODS.get(name).Params.typed_overrides(dict(params), owner=name)
+                              for name, params in self.method_params.items()}
+        self.scenario_options = SCENARIOS.get(self.scenario).Options.typed_overrides(
+            dict(self.scenario_options), owner=f"scenario {self.scenario!r}")
+        recipe = self.training_recipe()
+        self.recipe = {k: getattr(recipe, k) for k in self.recipe}
+        self.device = str(self.device)
         resolve_device(self.device)
+        return self
 
     def training_recipe(self) -> TrainRecipe:
         base = default_recipe(self.dataset, self.model).to_dict()
@@ -74,6 +85,12 @@ class ExperimentConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def _seed(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, str)) or not str(value).lstrip("-").isdigit():
+        raise UnlearnkitError(f"seeds must be integers, got {value!r}")
+    return int(value)
 
 
 @dataclass
@@ -94,8 +111,7 @@ class SeedContext:
 class Experiment:
     def __init__(self, config: ExperimentConfig, cache: Optional[ModelCache] = None,
                  progress: bool = True) -> None:
-        config.validate()
-        self.config = config
+        self.config = config.validate()
         self.cache = cache or ModelCache()
         self.progress = progress
         self.device = resolve_device(config.device)
@@ -236,7 +252,9 @@ def cell_key(config: ExperimentConfig, method: str, seed: int) -> str:
     """Identity of one (method, seed) cell: everything in the config that can change its row.
 
     The method's hyperparameters enter fully resolved (defaults included), so a changed default
-    makes a fresh cell instead of silently reusing a row computed with the old value."""
+    makes a fresh cell instead of silently reusing a row computed with the old value; every other
+    value enters typed, so "0.1" from a flag and 0.1 from YAML are the same cell."""
+    config = copy.deepcopy(config).validate()
     c = config.to_dict()
     for k in ("methods", "seeds", "method_params", "device"):
         c.pop(k)

@@ -21,6 +21,7 @@ checked against the registries when the spec loads, so an unregistered method fa
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
@@ -198,8 +199,9 @@ def load_spec(path: str | Path, tuned: Optional[dict] = None) -> BenchSpec:
 
 
 def base_hash(config: ExperimentConfig) -> str:
-    """Hash of what determines an experiment's data and models (not methods, seeds or params)."""
-    c = config.to_dict()
+    """Hash of what determines an experiment's data and models (not methods, seeds or params), of
+    the typed values."""
+    c = copy.deepcopy(config).validate().to_dict()
     for k in ("methods", "seeds", "method_params", "device"):
         c.pop(k)
     return stable_hash(c)

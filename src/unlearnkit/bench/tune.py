@@ -27,7 +27,7 @@ import numpy as np
 
 from ..errors import UnlearnkitError
 from ..evaluation.registry import CORE_METRICS
-from ..methods import get_method
+from ..methods import METHODS, get_method
 from ..utils import stable_hash
 from .cache import ModelCache
 from .experiment import Experiment, ExperimentConfig, SeedContext
@@ -151,7 +151,9 @@ def load_spec_with_tuning(path, store: ResultStore, *, cache: Optional[ModelCach
     if not spec.search:
         return spec
     raw = yaml.safe_load(open(path).read())
-    fixed = dict(raw.get("method_params") or {})
+    # typed like the cells' values (a YAML "1e-3" is a string until the method's Params convert it)
+    fixed = {m: METHODS.get(m).Params.typed_overrides(dict(v or {}), owner=m)
+             for m, v in (raw.get("method_params") or {}).items()}
     if tune:
         tuned = tune_spec(spec, store, fixed, cache=cache, trials=trials, say=say)
     else:
