@@ -157,6 +157,22 @@ def test_every_readme_command_parses():
             raise AssertionError(f"README command does not parse: unlearnkit {' '.join(argv)}") from exc
 
 
+def test_readme_yaml_example_is_the_documented_command(tmp_path):
+    import re
+
+    from unlearnkit.cli import build_parser
+    from unlearnkit.cli.common import config_from_args
+
+    text = README.read_text()
+    example = re.search(r"A complete `experiment.yaml`.*?```yaml\n(.*?)```", text, flags=re.S).group(1)
+    (tmp_path / "experiment.yaml").write_text(example)
+    command = next(c for c in readme_commands() if c[:1] == ["run"] and "--forget-class" in c)
+    from_flags = config_from_args(build_parser().parse_args(command))
+    from_yaml = config_from_args(build_parser().parse_args(["run", "--config", str(tmp_path / "experiment.yaml"),
+                                                           "--out", "runs/x"]))
+    assert from_yaml.to_dict() == from_flags.to_dict()
+
+
 @pytest.fixture(scope="module")
 def small_store(tmp_path_factory):
     d = tmp_path_factory.mktemp("store")
