@@ -203,3 +203,14 @@ def test_results_say_their_units_and_offer_both(small_store, capsys):
     assert float(percent["time_s"]) == pytest.approx(float(fraction["time_s"]))  # seconds are not rates
     assert cli(["results", str(small_store), "--method", "ft"]) == 0
     assert "forget_acc [%]" in capsys.readouterr().out  # the table uses percent, like every report
+
+
+def test_run_help_shows_default_methods_and_each_scenario_option(capsys):
+    with pytest.raises(SystemExit):
+        cli(["run", "--help"])
+    out = " ".join(capsys.readouterr().out.split())  # argparse wraps lines
+    assert "default original,retrain,ft" in out
+    assert "--forget-size FLOAT" in out and "instance: default 16" in out and "random: default 0.1" in out
+    assert "--goal {misclassify,relabel}" in out
+    # a flag shared by scenarios with different meanings explains each
+    assert "backdoor: class the poisoned samples are relabelled to" in out and "label: class the flipped" in out

@@ -60,10 +60,33 @@ def add_experiment_args(p: argparse.ArgumentParser, methods_default: str | None 
     g.add_argument("--set", dest="sets", action="append", default=[], metavar="METHOD.KEY=VALUE",
                    help="method hyperparameter, e.g. --set ft.lr=0.01 (repeatable); "
                         "train.KEY=VALUE sets the training recipe (e.g. train.epochs=20)")
-    s = p.add_argument_group("scenario options (each applies to the scenarios named)")
+    s = p.add_argument_group("scenario options (each applies to the scenarios named; YAML: scenario_options)")
     for name, owners in scenario_option_fields().items():
+        metavar, text = scenario_option_help(name, owners)
         s.add_argument("--" + name.replace("_", "-"), dest=f"scenario_opt_{name}", default=None,
-                       metavar="V", help=f"({', '.join(owners)})")
+                       metavar=metavar, help=text)
+
+
+def scenario_option_help(name: str, owners: list[str]) -> tuple[str, str]:
+    """``--NAME``'s metavar (its type or choices) and help: what it means and, per scenario that
+    accepts it, its default (a default can differ between scenarios, e.g. forget_size)."""
+    import typing
+
+    per_scenario, helps, first = [], {}, None
+    for scenario in owners:
+        options = SCENARIOS.get(scenario).Options
+        f = next(f for f in fields(options) if f.name == name)
+        first = first or (f, options.field_types()[name])
+        helps[scenario] = f.metadata.get("help", "")
+        per_scenario.append(f"{scenario}: default {f.default if f.default is not None else 'none'}")
+    if len(set(helps.values())) > 1:  # the same flag means different things in different scenarios
+        per_scenario = [f"{sc}: {helps[sc]}, {d.split(': ', 1)[1]}" for sc, d in zip(owners, per_scenario)]
+    f, kind = first
+    kind = next((a for a in typing.get_args(kind) if a is not type(None)), kind)  # Optional[X] -> X
+    choices = f.metadata.get("choices")
+    metavar = "{" + ",".join(map(str, choices)) + "}" if choices else getattr(kind, "__name__", "V").upper()
+    lead = "" if len(set(helps.values())) > 1 else f"{f.metadata.get('help', '')} "
+    return metavar, f"{lead}[{'; '.join(per_scenario)}]"
 
 
 def _key_values(items: list[str], what: str) -> list[tuple[str, str]]:
