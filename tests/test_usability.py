@@ -210,7 +210,7 @@ def test_run_help_shows_default_methods_and_each_scenario_option(capsys):
         cli(["run", "--help"])
     out = " ".join(capsys.readouterr().out.split())  # argparse wraps lines
     assert "default original,retrain,ft" in out
-    assert "--forget-size FLOAT" in out and "instance: default 16" in out and "random: default 0.1" in out
+    assert "--forget-size FLOAT" in out and "training set, default 16" in out and "to forget, default 0.1" in out
     assert "--goal {misclassify,relabel}" in out
     # a flag shared by scenarios with different meanings explains each
     assert "backdoor: class the poisoned samples are relabelled to" in out and "label: class the flipped" in out
