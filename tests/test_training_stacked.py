@@ -114,3 +114,56 @@ def test_generator_argument_gives_the_seeded_batch_order():
     b = train_model(copy.deepcopy(model), data, SGD, generator=torch.Generator().manual_seed(5))
     assert _max_diff(a, b) == 0.0
     assert train_many([], SGD) == []
+
+
+@pytest.mark.parametrize("method,params", [("ft", {"epochs": 2}), ("rl", {"epochs": 2}), ("retrain", {"epochs": 2})])
+def test_plain_training_methods_stacked_equal_their_unlearn(method, params):
+    from conftest import make_toy
+
+    from unlearnkit.methods import get_method
+
+    model, data = make_toy("random", forget_size=0.1)
+    algorithm = get_method(method, **params)
+    runs = [algorithm.training_run(model, data.task, seed=s, device="cpu") for s in (3, 4, 5)]
+    assert all(r is not None for r in runs)
+    stacked = train_many([run for run, _ in runs], runs[0][1])
+    for seed, trained in zip((3, 4, 5), stacked):
+        reference = get_method(method, **params).unlearn(model, data.task, seed=seed, device="cpu")
+        assert _max_diff(reference, model) > 1e-3
+        assert _max_diff(reference, trained) < 1e-4
+
+
+def test_methods_that_are_not_plain_training_have_no_training_run():
+    from conftest import make_toy
+
+    from unlearnkit.methods import get_method
+
+    model, data = make_toy("random", forget_size=0.1)
+    assert get_method("ga").training_run(model, data.task) is None
+    assert get_method("ft", select="random").training_run(model, data.task) is None
+
+
+def test_audit_stacked_and_serial_agree(tmp_path):
+    from unlearnkit.bench.audit import AuditConfig, run_audit
+    from unlearnkit.bench.cache import ModelCache
+    from unlearnkit.bench.experiment import ExperimentConfig
+
+    exp = ExperimentConfig(dataset="synthetic", model="mlp", scenario="random",
+                           methods=["original", "retrain", "ft", "rl", "ga"], seeds=[0],
+                           dataset_options={"n_samples": 240}, scenario_options={"forget_size": 0.1},
+                           model_options={"hidden": [32]}, recipe={"epochs": 4},
+                           method_params={"ft": {"epochs": 2}, "rl": {"epochs": 2}, "ga": {"epochs": 1}})
+    out = {}
+    for vectorize in (True, False):
+        cfg = AuditConfig(experiment=exp, shadow_models=4, challenge_models=3, workers=1, vectorize=vectorize)
+        out[vectorize] = run_audit(cfg, None, cache=ModelCache(tmp_path / str(vectorize)), progress=False)
+    stacked, serial = out[True]["audit"], out[False]["audit"]
+    # 4 originals, 4 Retrain, 4 shadows, 4 Retrain as a method (seeds 1000-1003), 6 each of ft and rl
+    # (3 challenge runs from original 0 and 4 U-LiRA runs, one shared); ga trains one by one
+    assert stacked["stacked_training"]["stacked_models"] == 28
+    assert serial["stacked_training"] == {"skipped": "vectorize=False"}
+    assert stacked["n_trained"] == serial["n_trained"]
+    rows = {v: {r["method"]: r for r in out[v]["rows"]} for v in out}
+    for method in ("original", "retrain", "ft", "rl", "ga"):
+        for key in ("forget_acc", "retain_acc", "test_acc", "ulira_acc", "forgetting_quality"):
+            assert rows[True][method][key] == pytest.approx(rows[False][method][key], abs=0.02), (method, key)

@@ -73,6 +73,8 @@ class AuditConfig:
     lira: bool = True
     ulira: bool = True
     challenge: bool = True
+    #: train same-shape models in stacks (bench/audit_stacked.py); False = one by one
+    vectorize: bool = True
 
     def validate(self) -> None:
         self.experiment.validate()
@@ -175,23 +177,43 @@ def _get_retrain(st: dict, j: int):
     return model.eval(), meta
 
 
-def _get_shadow(st: dict, k: int):
-    exp, pool, keep = st["exp"], st["pool"], st["keep"]
-    c = exp.config
-    seed = SHADOW_SEED + k
-    rows = np.flatnonzero(keep[k])
+def _shadow_key(st: dict, k: int) -> tuple[dict, np.ndarray]:
+    """Cache key of LiRA shadow ``k`` and the pool rows it trains on."""
+    c = st["exp"].config
+    rows = np.flatnonzero(st["keep"][k])
     key = {"kind": "lira_shadow", "dataset": c.dataset, "dataset_options": c.dataset_options, "model": c.model,
            "model_options": c.model_options, "recipe": c.training_recipe().to_dict(),
-           "train": st["data"].train_key, "pool": stable_hash(rows.tolist()), "seed": seed}
+           "train": st["data"].train_key, "pool": stable_hash(rows.tolist()), "seed": SHADOW_SEED + k}
+    return key, rows
+
+
+def _get_shadow(st: dict, k: int):
+    exp, pool = st["exp"], st["pool"]
+    seed = SHADOW_SEED + k
+    key, rows = _shadow_key(st, k)
 
     def create():
         model = exp.new_model(seed)
         with Timer() as t, seeded(seed):
-            train_model(model, pool.subset(rows), c.training_recipe(), seed=seed, device=exp.device)
+            train_model(model, pool.subset(rows), exp.config.training_recipe(), seed=seed, device=exp.device)
         return model.cpu(), {"time_s": t.seconds}
 
     model, meta = st["cache"].get_or_create(key, exp.new_model(seed), create)
     return model.eval(), meta
+
+
+def _task_data(st: dict, original):
+    """The worker's scenario data with its own metadata: prepare_task may add what depends on the original."""
+    data = replace(st["data"], task=replace(st["data"].task, metadata=dict(st["data"].task.metadata)))
+    st["scenario"].prepare_task(original, data)
+    return data
+
+
+def _unlearned_key(exp: Experiment, data, method: str, algorithm, k: int, seed: int) -> dict:
+    # resolved hyperparameters (defaults included): a changed default must not reuse a cached model
+    return {"kind": "unlearned", "method": method, "params": algorithm.params.to_dict(),
+            "original": _original_key(exp, data, k), "forget": stable_hash(data.forget_indices.tolist()),
+            "seed": seed, "version": __version__}
 
 
 def _get_unlearned(st: dict, method: str, k: int, seed: int):
@@ -200,14 +222,9 @@ def _get_unlearned(st: dict, method: str, k: int, seed: int):
     if method == "retrain" and not params:  # Retrain ignores the input weights: share the pool
         return _get_retrain(st, seed)
     original, _ = _get_original(st, k)
-    # the worker's scenario data, with its own metadata: prepare_task may add what depends on original k
-    data = replace(st["data"], task=replace(st["data"].task, metadata=dict(st["data"].task.metadata)))
-    st["scenario"].prepare_task(original, data)
+    data = _task_data(st, original)
     algorithm = get_method(method, **params)
-    # resolved hyperparameters (defaults included): a changed default must not reuse a cached model
-    key = {"kind": "unlearned", "method": method, "params": algorithm.params.to_dict(),
-           "original": _original_key(exp, data, k), "forget": stable_hash(data.forget_indices.tolist()),
-           "seed": seed, "version": __version__}
+    key = _unlearned_key(exp, data, method, algorithm, k, seed)
 
     def create():
         with Timer() as t:
@@ -367,13 +384,22 @@ def run_audit(config: AuditConfig, out_dir: str | Path | None = None, *, cache: 
     jobs = _jobs(config, methods)
     log.info("audit: %d models to build or load (K=%d, N=%d, %d workers)", len(jobs), config.shadow_models,
              config.challenge_models, min(config.n_workers(), len(jobs)))
+    stacked = {"skipped": "vectorize=False"}
+    if config.vectorize:
+        from .audit_stacked import pretrain_stacked
+
+        stacked = pretrain_stacked(jobs, config, cache, min(config.n_workers(), len(jobs)), exp.new_model(0))
     results, errors = _execute(jobs, config, cache, progress)
+    for job_id in stacked.pop("trained", []):  # trained in this run (stacked), loaded by its job
+        if job_id in results:
+            results[job_id]["cached"] = False
     audit = _analyse(config, methods, pieces, results, errors)
     audit["skipped_methods"] = skipped
     audit["wall_s"] = time.perf_counter() - start
     audit["workers"] = min(config.n_workers(), len(jobs))
     audit["n_models"] = len(jobs)
     audit["n_trained"] = sum(1 for r in results.values() if not r.get("cached"))
+    audit["stacked_training"] = stacked
     from .report import summarize
 
     rows = audit.pop("rows")

@@ -34,6 +34,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "shared = reuse the N challenge runs from the one original (no extra models)")
     p.add_argument("--workers", type=int, default=0,
                    help="processes training models in parallel (0 = one per CPU core, at most 8; 1 = serial)")
+    p.add_argument("--no-vectorize", action="store_true",
+                   help="train every model one by one (default: same-shape models without BatchNorm/dropout "
+                        "train in stacks, one batched forward/backward per step)")
     p.add_argument("--no-lira", action="store_true", help="skip LiRA against the original")
     p.add_argument("--no-ulira", action="store_true", help="skip U-LiRA")
     p.add_argument("--no-challenge", action="store_true", help="skip the challenge score")
@@ -47,7 +50,8 @@ def main(args: argparse.Namespace) -> int:
     config = AuditConfig(experiment=experiment, shadow_models=args.shadow_models,
                          challenge_models=args.challenge_models, variance=args.variance, augment=args.augment,
                          workers=args.workers, ulira_originals=args.ulira_originals, lira=not args.no_lira,
-                         ulira=not args.no_ulira, challenge=not args.no_challenge)
+                         ulira=not args.no_ulira, challenge=not args.no_challenge,
+                         vectorize=not args.no_vectorize)
     start = time.perf_counter()
     results = run_audit(config, args.out, cache=cache_from_args(args), progress=not args.quiet)
     lo = results["audit"].get("lira_original")

@@ -31,7 +31,8 @@ from ..data.split import Split
 from ..errors import HyperparameterError, MissingSplitError, UnknownNameError
 from ..params import Hyperparameters, hp
 from ..task import UnlearningTask
-from ..training import make_optimizer
+from ..training import TrainRecipe, make_optimizer
+from ..training_stacked import TrainingRun
 from ..utils import resolve_device, seeded
 from .selection import SCORES, select_params, selection_data
 
@@ -117,6 +118,29 @@ class UnlearningMethod(ABC):
     @abstractmethod
     def _unlearn(self, model: nn.Module, task: UnlearningTask) -> Optional[nn.Module]:
         """The algorithm: modify ``model`` (already a copy, on ``self.device``) in place."""
+
+    def training_run(self, model: nn.Module, task: UnlearningTask, *, seed: int = 0,
+                     device: str | torch.device = "auto") -> Optional[tuple[TrainingRun, TrainRecipe]]:
+        """When this method, with these hyperparameters, is plain cross-entropy training of one model
+        on one data set (Retrain, FT, RL), that training as a run for ``training_stacked.train_many``
+        (so that many runs train as one stack) and its recipe; None for every other method. Training the
+        run gives what ``unlearn(model, task, seed=seed, device=device)`` returns, up to float rounding."""
+        if "_training_plan" not in type(self).__dict__:
+            return None  # a subclass of a plain-training method changes the loop unless it says otherwise
+        if any(getattr(task, s) is None for s in self.requires):
+            return None  # unlearn() reports the missing data
+        self.device, self.seed = resolve_device(device), int(seed)
+        work = copy.deepcopy(model).to(self.device)
+        task = task.to(self.device)
+        with seeded(self.seed):
+            self.generator = torch.Generator().manual_seed(self.seed)
+            plan = self._training_plan(work, task)
+        return None if plan is None else (TrainingRun(work, plan[0], self.generator), plan[1])
+
+    def _training_plan(self, model: nn.Module, task: UnlearningTask) -> Optional[tuple[Split, TrainRecipe]]:
+        """Override in methods that are plain training (see ``training_run``): prepare ``model`` (a copy)
+        and return the data and recipe ``_unlearn`` would train it with."""
+        return None
 
     # -- helpers for subclasses --------------------------------------------------------------
     def batches(self, split: Split, batch_size: Optional[int] = None, shuffle: bool = True
@@ -238,6 +262,13 @@ class IterativeMethod(UnlearningMethod):
 
     def make_scheduler(self, optimizer: torch.optim.Optimizer):
         return None
+
+    def plain_recipe(self) -> TrainRecipe:
+        """The training recipe equal to this method's loop when it only minimises cross-entropy on one
+        data set with a constant learning rate (FT, RL: their ``_training_plan``)."""
+        p = self.params
+        return TrainRecipe(p.optimizer, lr=p.lr, momentum=p.momentum, weight_decay=p.weight_decay, epochs=p.epochs,
+                           batch_size=p.batch_size, schedule="constant")
 
     # -- the optimiser step -------------------------------------------------------------------
     def set_update_mask(self, mask: Optional[dict[str, torch.Tensor]]) -> None:

@@ -39,3 +39,6 @@ class FineTune(IterativeMethod):
 
     def min_step(self, x, y, epoch):
         return F.cross_entropy(self.model(x), y)
+
+    def _training_plan(self, model, task):
+        return (task.retain, self.plain_recipe()) if self.params.select == "all" else None

@@ -32,9 +32,12 @@ class Retrain(UnlearningMethod):
     requires = ("forget", "retain")
 
     def _unlearn(self, model, task):
+        data, recipe = self._training_plan(model, task)
+        return train_model(model, data, recipe, seed=self.seed, device=self.device)
+
+    def _training_plan(self, model, task):
         recipe = task.recipe or TrainRecipe(optimizer=self.params.optimizer, lr=self.params.lr)
         if self.params.epochs:
             recipe = TrainRecipe(**{**recipe.to_dict(), "epochs": self.params.epochs})
         reinitialize(model)
-        data = task.retain if task.corrected is None else Split.concat(task.retain, task.corrected)
-        return train_model(model, data, recipe, seed=self.seed, device=self.device)
+        return (task.retain if task.corrected is None else Split.concat(task.retain, task.corrected)), recipe

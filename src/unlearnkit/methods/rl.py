@@ -49,3 +49,9 @@ class RandomLabel(IterativeMethod):
     def run_epoch(self, epoch):
         for x, y in self.batches(self.train_set):
             self.update(F.cross_entropy(self.model(x), y))
+
+    def _training_plan(self, model, task):
+        if self.params.select != "all":
+            return None
+        self.prepare(model, task)
+        return self.train_set, self.plain_recipe()
