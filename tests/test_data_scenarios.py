@@ -31,6 +31,26 @@ def test_mnist1d_is_generated_offline_with_the_requested_size():
     assert torch.equal(b.train.x, again.train.x)
 
 
+def test_mnist1d_is_cached_on_disk_per_size(tmp_path, monkeypatch):
+    import mnist1d.data
+
+    monkeypatch.setenv("UNLEARNKIT_CACHE", str(tmp_path))
+    calls = []
+    generate = mnist1d.data.make_dataset
+    monkeypatch.setattr(mnist1d.data, "make_dataset", lambda args: calls.append(args.num_samples) or generate(args))
+    first = load_dataset("mnist1d", n_samples=300)
+    again = load_dataset("mnist1d", n_samples=300)
+    assert calls == [300] and torch.equal(first.train.x, again.train.x)
+    assert len(load_dataset("mnist1d", n_samples=200).train) == 120 and calls == [300, 200]
+    cached = sorted((tmp_path / "datasets").glob("mnist1d-*.npz"))
+    assert len(cached) == 2
+    for path in cached:
+        path.write_bytes(b"not an npz")  # a damaged cache entry is regenerated, not trusted
+    assert torch.equal(load_dataset("mnist1d", n_samples=300).train.x, first.train.x) and calls[-1] == 300
+    with pytest.raises(DataError, match="integer >= 100"):
+        load_dataset("mnist1d", n_samples=50)
+
+
 def test_unknown_dataset_and_option():
     with pytest.raises(UnknownNameError, match="valid names: .*digits"):
         load_dataset("imagenet")

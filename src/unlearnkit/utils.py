@@ -91,6 +91,12 @@ class Timer:
         self.seconds = time.perf_counter() - self.start
 
 
+def cache_root() -> Path:
+    """Root of unlearnkit's on-disk caches (trained models, generated datasets): ``$UNLEARNKIT_CACHE``
+    or ``~/.cache/unlearnkit``."""
+    return Path(os.environ.get("UNLEARNKIT_CACHE", Path.home() / ".cache" / "unlearnkit"))
+
+
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     """Write ``data`` to ``path`` via a temporary file and rename, so readers never see half a file."""
     path = Path(path)

@@ -21,13 +21,13 @@ from torch import nn
 
 from ..errors import CheckpointError, UnlearnkitError
 from ..io import check_state_matches, load_state, save_model
-from ..utils import stable_hash
+from ..utils import cache_root, stable_hash
 
 log = logging.getLogger(__name__)
 
 
 def default_cache_dir() -> Path:
-    return Path(os.environ.get("UNLEARNKIT_CACHE", Path.home() / ".cache" / "unlearnkit"))
+    return cache_root()
 
 
 def _canonical(key: dict[str, Any]) -> str:

@@ -7,6 +7,7 @@ data no model ever trains on, for methods that need unseen data). Nothing is dow
 
 from __future__ import annotations
 
+import io
 import logging
 from dataclasses import dataclass, field
 from typing import Callable
@@ -16,6 +17,7 @@ import torch
 
 from ..errors import DataError, UnlearnkitError
 from ..registry import Registry
+from ..utils import atomic_write_bytes, cache_root, stable_hash
 from .split import Split
 
 log = logging.getLogger(__name__)
@@ -68,22 +70,44 @@ def load_digits(split_seed: int = 0) -> DatasetBundle:
 @DATASETS.register("mnist1d")
 def load_mnist1d(n_samples: int = 5000, split_seed: int = 0) -> DatasetBundle:
     """MNIST-1D generated offline with the ``mnist1d`` package's generator (never its download):
-    ``n_samples`` 40-point signals, 10 classes, shaped (1, 40); 60/20/20 split."""
+    ``n_samples`` 40-point signals, 10 classes, shaped (1, 40); 60/20/20 split. Generation is slow
+    (tens of seconds per 5,000 signals on one core), so the arrays are cached on disk under
+    ``$UNLEARNKIT_CACHE/datasets`` (key: the generator's arguments and package version)."""
+    if not isinstance(n_samples, int) or isinstance(n_samples, bool) or n_samples < 100:
+        raise DataError(f"mnist1d n_samples={n_samples!r} is too small or not an integer; use an integer >= 100")
+    x, y = _mnist1d_arrays(n_samples)
+    return _bundle("mnist1d", x, y, 10, split_seed)
+
+
+def _mnist1d_arrays(n_samples: int) -> tuple[np.ndarray, np.ndarray]:
+    """Standardised signals (N, 1, 40) and labels of the generator's dataset, from the disk cache."""
     try:
         from mnist1d.data import get_dataset_args, make_dataset
     except ImportError as exc:  # pragma: no cover - dependency of the package
         raise UnlearnkitError("the mnist1d dataset needs the 'mnist1d' package: pip install mnist1d") from exc
-    if n_samples < 100:
-        raise DataError(f"mnist1d n_samples={n_samples} is too small; use at least 100")
+    from importlib.metadata import version
+
     args = get_dataset_args()
     args.num_samples = int(n_samples)
     args.seed = 42
+    key = {k: v for k, v in vars(args).items() if k != "url"}
+    path = cache_root() / "datasets" / f"mnist1d-{stable_hash({**key, 'version': version('mnist1d')})}.npz"
+    if path.exists():
+        try:
+            with np.load(path) as cached:
+                return cached["x"], cached["y"]
+        except (OSError, ValueError, KeyError) as exc:  # unreadable: generate again
+            log.warning("ignoring unreadable dataset cache %s (%s); regenerating", path, exc)
+    log.info("generating mnist1d with %d samples (cached at %s)", n_samples, path)
     data = make_dataset(args)
     x = np.concatenate([data["x"], data["x_test"]]).astype(np.float32)
     y = np.concatenate([data["y"], data["y_test"]]).astype(np.int64)
-    # per-feature standardisation keeps the scale comparable to the image datasets
-    x = (x - x.mean()) / x.std()
-    return _bundle("mnist1d", x.reshape(-1, 1, x.shape[1]), y, 10, split_seed)
+    # standardisation keeps the scale comparable to the image datasets
+    x = ((x - x.mean()) / x.std()).reshape(-1, 1, x.shape[1])
+    buffer = io.BytesIO()
+    np.savez(buffer, x=x, y=y)
+    atomic_write_bytes(path, buffer.getvalue())
+    return x, y
 
 
 @DATASETS.register("synthetic")

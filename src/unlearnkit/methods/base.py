@@ -21,7 +21,7 @@ from __future__ import annotations
 import copy
 import logging
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, ClassVar, Iterator, Optional
 
 import torch
@@ -131,7 +131,7 @@ class UnlearningMethod(ABC):
             return None  # unlearn() reports the missing data
         self.device, self.seed = resolve_device(device), int(seed)
         work = copy.deepcopy(model).to(self.device)
-        task = task.to(self.device)
+        task = self.budgeted(task.to(self.device))
         with seeded(self.seed):
             self.generator = torch.Generator().manual_seed(self.seed)
             plan = self._training_plan(work, task)
@@ -159,6 +159,16 @@ class UnlearningMethod(ABC):
         return select_params(model, selection_data(task), self.params.select_fraction, score=choice,
                              generator=torch.Generator().manual_seed(self.seed + 7919))
 
+    def budgeted(self, task: UnlearningTask) -> UnlearningTask:
+        """``task`` with its retain set cut to ``retain_budget`` random examples, for methods whose
+        params have one (drawn with their own seeded generator, so batch order is unchanged); the task
+        itself when there is no budget or it covers the retain set."""
+        budget = getattr(self.params, "retain_budget", None)
+        if budget is None or task.retain is None or budget >= len(task.retain):
+            return task
+        keep = torch.randperm(len(task.retain), generator=torch.Generator().manual_seed(self.seed + 104729))
+        return replace(task, retain=task.retain.subset(keep[:budget].sort().values.numpy()))
+
     def num_classes(self, task: UnlearningTask) -> int:
         if task.num_classes is not None:
             return task.num_classes
@@ -185,6 +195,16 @@ class IterativeParams(SelectionParams):
     optimizer: str = hp("sgd", "optimiser", choices=("sgd", "adam"))
     momentum: float = hp(0.9, "SGD momentum")
     weight_decay: float = hp(5e-4, "weight decay")
+    retain_budget: Optional[int] = hp(None, "retain examples the run may read: a random subset of this size, "
+                                      "drawn once from the seed, replaces the retain set (cost stops growing "
+                                      "with the data set); None = the whole retain set",
+                                      "our option, see BENCHMARKS.md#scaling", ge=1)
+
+    def to_dict(self) -> dict[str, Any]:
+        values = super().to_dict()
+        if values.get("retain_budget") is None:  # runs without a budget keep their cache and cell keys
+            values.pop("retain_budget", None)
+        return values
 
 
 class IterativeMethod(UnlearningMethod):
@@ -197,6 +217,7 @@ class IterativeMethod(UnlearningMethod):
     has_min_phase: ClassVar[bool] = False
 
     def _unlearn(self, model: nn.Module, task: UnlearningTask) -> None:
+        task = self.budgeted(task)
         self.model, self.task = model, task
         self.update_mask: Optional[dict[str, torch.Tensor]] = None
         selection = self.selection_mask(model, task)  # at the learned parameters, before prepare
