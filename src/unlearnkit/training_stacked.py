@@ -24,7 +24,7 @@ from typing import Optional, Sequence
 
 import torch
 from torch import nn
-from torch.func import functional_call, stack_module_state, vmap
+from torch.func import functional_call, grad, stack_module_state, vmap
 from torch.nn import functional as F
 from torch.optim.adam import adam as adam_step
 from torch.optim.sgd import sgd as sgd_step
@@ -112,13 +112,14 @@ class _Batches:
         self.steps = [-(-n // batch_size) for n in self.sizes]  # ceil
         self.device = device
 
-    def epoch(self):
-        """Yield (x, y, weight, active) per step; ``active`` is None when every model takes the step."""
+    def epoch(self, generator: Optional[torch.Generator] = None):
+        """Yield (x, y, weight, active) per step; ``active`` is None when every model takes the step.
+        ``generator`` replaces every model's own (for a trial step that must not advance them)."""
         b, width = self.batch_size, max(self.steps) * self.batch_size
         index = torch.zeros(len(self.sizes), width, dtype=torch.long)
         weight = torch.zeros(len(self.sizes), width)
         for m, (n, off, gen) in enumerate(zip(self.sizes, self.offsets, self.generators)):
-            index[m, :n] = torch.randperm(n, generator=gen) + off
+            index[m, :n] = torch.randperm(n, generator=generator or gen) + off
             weight[m, :n] = 1.0
         index, weight = index.to(self.device), weight.to(self.device)
         for s in range(max(self.steps)):
@@ -129,36 +130,31 @@ class _Batches:
 
 class _StackedOptimizer:
     """Each model's own SGD/Adam step on its slice of the stacked parameters (fused kernel where
-    torch has one, as ``make_optimizer`` uses for serial training). Gradients accumulate into
-    persistent buffers, so every per-model view is built once, not per step."""
+    torch has one, as ``make_optimizer`` uses for serial training). The views of parameters and
+    optimiser state are built once; only the fresh gradients are sliced per step."""
 
     def __init__(self, params: list[torch.Tensor], recipe: TrainRecipe) -> None:
-        self.recipe, self.params = recipe, params
+        self.recipe = recipe
         self.fused = fused_supported(params[0].device)
-        for p in params:
-            p.grad = torch.zeros_like(p)
-        tensors = [params, [p.grad for p in params], [torch.zeros_like(p) for p in params]]
+        tensors = [params, [torch.zeros_like(p) for p in params]]
         if recipe.optimizer == "adam":
             tensors.append([torch.zeros_like(p) for p in params])
-            tensors.append([torch.zeros((), device=p.device).expand(p.shape[0]).clone() for p in params])
-        # per model: its views of parameters, gradients, first moment (momentum), second moment, steps
+            tensors.append([torch.zeros(p.shape[0], device=p.device) for p in params])
+        # per model: its views of parameters, first moment (momentum), second moment, step counts
         self.views = [[[t[m] for t in group] for group in tensors] for m in range(params[0].shape[0])]
 
-    def zero_grad(self) -> None:
-        for p in self.params:
-            p.grad.zero_()
-
-    def step(self, lr: float, active: Optional[list[int]] = None) -> None:
-        chosen = self.views if active is None else [self.views[m] for m in active]
-        lists = [[t for model in chosen for t in model[g]] for g in range(len(chosen[0]))]
+    def step(self, grads: list[torch.Tensor], lr: float, active: Optional[list[int]] = None) -> None:
+        models = range(len(self.views)) if active is None else active
+        lists = [[t for m in models for t in self.views[m][g]] for g in range(len(self.views[0]))]
+        lists.insert(1, [g[m] for m in models for g in grads])
         r = self.recipe
         if r.optimizer == "adam":
-            params, grads, first, second, steps = lists
-            adam_step(params, grads, first, second, [], steps, fused=self.fused, foreach=False, amsgrad=False,
+            params, grads_, first, second, steps = lists
+            adam_step(params, grads_, first, second, [], steps, fused=self.fused, foreach=False, amsgrad=False,
                       beta1=0.9, beta2=0.999, lr=lr, weight_decay=r.weight_decay, eps=1e-8, maximize=False)
         else:
-            params, grads, momentum = lists
-            sgd_step(params, grads, momentum, fused=self.fused, foreach=False, weight_decay=r.weight_decay,
+            params, grads_, momentum = lists
+            sgd_step(params, grads_, momentum, fused=self.fused, foreach=False, weight_decay=r.weight_decay,
                      momentum=r.momentum, lr=lr, dampening=0.0, nesterov=False, maximize=False)
 
 
@@ -166,28 +162,28 @@ def _train_stacked(runs: Sequence[TrainingRun], recipe: TrainRecipe, device: tor
     """Train ``runs`` as one stack; False (nothing changed) when vmap rejects the model."""
     models = [run.model.to(device).train() for run in runs]
     base = copy.deepcopy(models[0])
-    params, _ = stack_module_state(models)
-    names, leaves = list(params), list(params.values())
-    forward = vmap(lambda p, x: functional_call(base, dict(zip(names, p)), (x,)))
+    stacked, _ = stack_module_state(models)
+    names, params = list(stacked), [p.detach() for p in stacked.values()]
+
+    def loss(p: list[torch.Tensor], x: torch.Tensor, y: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+        # the model's mean loss over its own rows (w = 0 marks padding)
+        losses = F.cross_entropy(functional_call(base, dict(zip(names, p)), (x,)), y, reduction="none")
+        return (losses * w).sum() / w.sum().clamp_min(1.0)
+
+    gradients = vmap(grad(loss))  # one batched forward/backward: every model's own gradient
     batches = _Batches(runs, recipe.batch_size, device)
     try:
-        with torch.no_grad():
-            forward([p.detach() for p in leaves], batches.x[:2].expand(len(models), *batches.x[:2].shape))
+        xb, yb, wb, _ = next(batches.epoch(torch.Generator().manual_seed(0)))
+        gradients(params, xb[:, :2], yb[:, :2], wb[:, :2])
     except RuntimeError as exc:
         log.info("training %d models one by one: vmap cannot batch this model (%s)", len(models), exc)
         return False
-    optimizer = _StackedOptimizer(leaves, recipe)
+    optimizer = _StackedOptimizer(params, recipe)
     for lr in epoch_learning_rates(recipe):
         for xb, yb, wb, active in batches.epoch():
-            logits = forward(leaves, xb)
-            losses = F.cross_entropy(logits.flatten(0, 1), yb.flatten(), reduction="none").view_as(wb)
-            # each model's mean loss over its own rows: the sum's gradient is every model's own gradient
-            loss = ((losses * wb).sum(1) / wb.sum(1).clamp_min(1.0)).sum()
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step(lr, active)
+            optimizer.step(gradients(params, xb, yb, wb), lr, active)
     with torch.no_grad():
         for m, model in enumerate(models):
             for name, p in model.named_parameters():
-                p.copy_(params[name][m])
+                p.copy_(stacked[name][m])
     return True
