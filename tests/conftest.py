@@ -7,6 +7,7 @@ import os
 import numpy as np
 import pytest
 import torch
+from torch import nn
 
 from unlearnkit.data import load_dataset
 from unlearnkit.models import build_model
@@ -55,6 +56,18 @@ def toy_random():
     return make_toy("random", forget_size=0.1)
 
 
+class ConfidenceModel(nn.Module):
+    """Two-class model whose probability of class 0 is the (single) input feature."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.dummy = nn.Parameter(torch.zeros(1))
+
+    def forward(self, x):
+        c = x[:, 0].clamp(1e-6, 1 - 1e-6)
+        return torch.stack([c.log(), (1 - c).log()], 1) + 0 * self.dummy
+
+
 def state_equal(a: torch.nn.Module, b: torch.nn.Module) -> bool:
     sa, sb = a.state_dict(), b.state_dict()
     return sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
@@ -75,4 +88,4 @@ def forget_loss(model, task) -> float:
     return float(F.cross_entropy(predict_logits(model, task.forget), task.forget.y))
 
 
-__all__ = ["make_toy", "state_equal", "forget_accuracy", "np"]
+__all__ = ["ConfidenceModel", "make_toy", "state_equal", "forget_accuracy", "np"]

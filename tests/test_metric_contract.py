@@ -21,20 +21,9 @@ from unlearnkit.data import Split, load_dataset
 from unlearnkit.evaluation.registry import DIRECTIONS, METRICS, MetricInputs, compute_metrics
 from unlearnkit.scenarios import SCENARIOS, get_scenario
 from unlearnkit.task import UnlearningTask
+from conftest import ConfidenceModel
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "metrics.md"
-
-
-class ConfidenceModel(nn.Module):
-    """Two classes; the probability of class 0 is the single input feature."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.dummy = nn.Parameter(torch.zeros(1))
-
-    def forward(self, x):
-        c = x[:, 0].clamp(1e-6, 1 - 1e-6)
-        return torch.stack([c.log(), (1 - c).log()], 1) + 0 * self.dummy
 
 
 def _split(conf, labels=None) -> Split:

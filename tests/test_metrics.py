@@ -7,24 +7,12 @@ import math
 import numpy as np
 import pytest
 import torch
-from torch import nn
 
 from unlearnkit.bench.report import markdown_table, summarize
 from unlearnkit.data import Split
 from unlearnkit.evaluation import accuracy, avg_gap, evaluate, js_divergence, mia_efficacy, signed_gaps
 from unlearnkit.evaluation.metrics import mean_std
-
-
-class ConfidenceModel(nn.Module):
-    """Two-class model whose probability of class 0 is the (single) input feature."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.dummy = nn.Parameter(torch.zeros(1))
-
-    def forward(self, x):
-        c = x[:, 0].clamp(1e-6, 1 - 1e-6)
-        return torch.stack([c.log(), (1 - c).log()], 1) + 0 * self.dummy
+from conftest import ConfidenceModel
 
 
 def conf_split(values):
