@@ -92,7 +92,6 @@ def main() -> None:
     ap.add_argument("--out", required=True)
     ap.add_argument("--cache-dir", default=None)
     args = ap.parse_args()
-    torch.set_num_threads(1)
 
     seeds = [int(s) for s in args.seeds.split(",")]
     fractions = [float(f) for f in args.fractions.split(",")]

@@ -165,3 +165,45 @@ def test_bad_values_fail_while_resolving_the_config(tmp_path, sets, message):
     args = build_parser().parse_args(["run", *FAST, "--methods", "retrain,ga", *sets, "--out", str(tmp_path)])
     with pytest.raises(UnlearnkitError, match=message.replace("(", r"\(").replace(")", r"\)").replace(".", r"\.")):
         config_from_args(args)
+
+
+def test_cache_and_cell_keys_carry_the_runtime_that_changes_weights(tmp_path):
+    """Torch version, device type and (on CPU) the thread count change trained weights: they are in
+    the model-cache key and the cell key, and the thread count is set by the one policy."""
+    import torch
+
+    from unlearnkit.bench.experiment import Experiment, ExperimentConfig, cell_key
+    from unlearnkit.bench.runtime import runtime_key
+
+    def config(threads):
+        return ExperimentConfig(dataset="synthetic", model="mlp", scenario="random", methods=["ft"], seeds=[0],
+                                device="cpu", threads=threads)
+
+    exp = Experiment(config(1), progress=False)
+    assert torch.get_num_threads() == 1
+    data = exp.prepare(0).data
+    key = exp.model_key(0, data)
+    assert key["runtime"] == {"torch": torch.__version__, "device": "cpu", "threads": 1}
+    assert runtime_key(torch.device("cuda"), 4)["threads"] is None  # GPU kernels do not depend on it
+    assert cell_key(config(1), "ft", 0) != cell_key(config(2), "ft", 0)
+    assert cell_key(config(1), "ft", 0) == cell_key(ExperimentConfig(**{**config(1).to_dict(), "device": "auto"}),
+                                                    "ft", 0) or torch.cuda.is_available()
+
+
+def test_workers_times_threads_may_not_exceed_the_cores():
+    from unlearnkit.bench.runtime import cpu_budget, plan_workers
+    from unlearnkit.errors import UnlearnkitError
+
+    cores = cpu_budget()
+    assert plan_workers(0, 1) == min(cores, 8)
+    assert plan_workers(0, cores) == 1
+    with pytest.raises(UnlearnkitError, match=rf"{cores + 1} worker\(s\) x 1 thread\(s\) need {cores + 1} cores but "
+                                              rf"{cores} are available"):
+        plan_workers(cores + 1, 1)
+
+
+def test_run_records_its_runtime(tmp_path):
+    assert main(["run", *FAST, "--methods", "original", "--seeds", "0", "--cache-dir", str(tmp_path / "c"),
+                 "--out", str(tmp_path / "o")]) == 0
+    runtime = json.loads((tmp_path / "o" / "results.json").read_text())["runtime"]
+    assert runtime["threads"] == 1 and runtime["workers"] == 1 and runtime["torch"]

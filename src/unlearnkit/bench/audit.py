@@ -23,7 +23,6 @@ trains what is new. Models are trained in a process pool (``workers``; 1 = in th
 from __future__ import annotations
 
 import logging
-import os
 import time
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import asdict, dataclass, field, replace
@@ -31,7 +30,6 @@ from pathlib import Path
 from typing import Any, Optional
 
 import numpy as np
-import torch
 
 from .._version import __version__
 from ..data.split import Split
@@ -44,6 +42,7 @@ from ..training import train_model
 from ..utils import Timer, seeded, stable_hash
 from .cache import ModelCache
 from .experiment import Experiment, ExperimentConfig
+from .runtime import plan_workers, runtime_key, runtime_record
 
 log = logging.getLogger(__name__)
 
@@ -98,7 +97,7 @@ class AuditConfig:
         return self.experiment.seeds[0]
 
     def n_workers(self) -> int:
-        return self.workers or max(1, min(os.cpu_count() or 1, 8))
+        return plan_workers(self.workers, self.experiment.threads)
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -110,8 +109,7 @@ class AuditConfig:
 _STATE: dict[str, Any] = {}
 
 
-def _init_worker(config: dict, cache_root: Optional[str], cache_enabled: bool, threads: int) -> None:
-    torch.set_num_threads(max(1, threads))
+def _init_worker(config: dict, cache_root: Optional[str], cache_enabled: bool) -> None:
     _STATE.clear()
     _STATE["config"] = config
     _STATE["cache"] = ModelCache(cache_root, enabled=cache_enabled)
@@ -183,7 +181,8 @@ def _shadow_key(st: dict, k: int) -> tuple[dict, np.ndarray]:
     rows = np.flatnonzero(st["keep"][k])
     key = {"kind": "lira_shadow", "dataset": c.dataset, "dataset_options": c.dataset_options, "model": c.model,
            "model_options": c.model_options, "recipe": c.training_recipe().to_dict(),
-           "train": st["data"].train_key, "pool": stable_hash(rows.tolist()), "seed": SHADOW_SEED + k}
+           "train": st["data"].train_key, "pool": stable_hash(rows.tolist()), "seed": SHADOW_SEED + k,
+           "runtime": runtime_key(st["exp"].device, c.threads)}
     return key, rows
 
 
@@ -308,14 +307,13 @@ def _is_plain_retrain(cfg: AuditConfig, method: str) -> bool:
 
 
 def _execute(jobs: list[tuple], cfg: AuditConfig, cache: ModelCache, progress: bool) -> tuple[dict, dict]:
-    init_args = (_config_payload(cfg), str(cache.root), cache.enabled, 1)
+    init_args = (_config_payload(cfg), str(cache.root), cache.enabled)
     results: dict[tuple, dict] = {}
     errors: dict[tuple, str] = {}
     bar = _progress(len(jobs), progress)
     workers = min(cfg.n_workers(), len(jobs))
     if workers <= 1:
-        threads = torch.get_num_threads()
-        _init_worker(*init_args[:3], threads)
+        _init_worker(*init_args)
         for job in jobs:
             bar.set_postfix_str(_job_name(job))
             try:
@@ -328,10 +326,9 @@ def _execute(jobs: list[tuple], cfg: AuditConfig, cache: ModelCache, progress: b
         return results, errors
     import multiprocessing as mp
 
-    threads = max(1, (os.cpu_count() or 1) // workers)
     ctx = mp.get_context("spawn")
     with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker,
-                             initargs=(*init_args[:3], threads)) as pool:
+                             initargs=init_args) as pool:
         pending = {pool.submit(run_job, job): job for job in jobs}
         while pending:
             done, _ = wait(pending, return_when=FIRST_COMPLETED)
@@ -404,6 +401,7 @@ def run_audit(config: AuditConfig, out_dir: str | Path | None = None, *, cache: 
 
     rows = audit.pop("rows")
     out = {"unlearnkit_version": __version__, "config": config.experiment.to_dict(),
+           "runtime": runtime_record(exp.device, config.experiment.threads, audit["workers"]),
            "audit_config": config.to_dict(), "rows": rows, "summary": summarize(rows),
            "forget_indices": {str(config.seed): data.forget_indices.tolist()}, "audit": audit}
     if out_dir is not None:

@@ -12,7 +12,6 @@ originals, Retrain models and shadows; phase 2 the unlearned models, which start
 from __future__ import annotations
 
 import logging
-import os
 from concurrent.futures import ProcessPoolExecutor
 from typing import Any, Optional
 
@@ -110,14 +109,14 @@ def pretrain_stacked(jobs: list[tuple], cfg, cache, workers: int, model, max_sta
     size = max(2, min(max_stack, -(-len(phases[0]) // (2 * max(1, workers)))))
     init_args = (A._config_payload(cfg), str(cache.root), cache.enabled)
     if workers <= 1:
-        A._init_worker(*init_args, torch.get_num_threads())
+        A._init_worker(*init_args)
         trained = [i for phase in phases for chunk in _chunks(phase, size) for i in _run_chunk(chunk)]
         return {"stacked_models": len(trained), "max_stack": size, "trained": trained}
     import multiprocessing as mp
 
-    trained, threads = [], max(1, (os.cpu_count() or 1) // workers)
+    trained = []  # each worker's Experiment applies the threading policy (the config's threads)
     with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"), initializer=A._init_worker,
-                             initargs=(*init_args, threads)) as pool:
+                             initargs=init_args) as pool:
         for phase in phases:  # phase 2 starts from the originals phase 1 trained
             trained += [i for ids in pool.map(_run_chunk, _chunks(phase, size)) for i in ids]
     return {"stacked_models": len(trained), "max_stack": size, "trained": trained}

@@ -29,6 +29,7 @@ from ..scenarios import SCENARIOS, Scenario, ScenarioData, get_scenario
 from ..training import TrainRecipe, default_recipe, train_model
 from ..utils import Timer, atomic_write_text, resolve_device, seeded, stable_hash, to_jsonable, warm_up_torch
 from .cache import ModelCache
+from .runtime import apply_threads, runtime_key, runtime_record
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +49,7 @@ class ExperimentConfig:
     method_params: dict[str, dict[str, Any]] = field(default_factory=dict)
     recipe: dict[str, Any] = field(default_factory=dict)  # overrides of the default training recipe
     device: str = "auto"
+    threads: int = 1  # torch threads of each process that trains (bench/runtime.py: the policy)
 
     def validate(self) -> "ExperimentConfig":
         """Resolve in place, before any training: names are checked against the registries, and
@@ -77,6 +79,9 @@ class ExperimentConfig:
         self.recipe = {k: getattr(recipe, k) for k in self.recipe}
         self.device = str(self.device)
         resolve_device(self.device)
+        if isinstance(self.threads, bool) or not str(self.threads).isdigit() or int(self.threads) < 1:
+            raise UnlearnkitError(f"threads must be an integer >= 1, got {self.threads!r}")
+        self.threads = int(self.threads)
         return self
 
     def training_recipe(self) -> TrainRecipe:
@@ -115,6 +120,7 @@ class Experiment:
         self.cache = cache or ModelCache()
         self.progress = progress
         self.device = resolve_device(config.device)
+        apply_threads(config.threads)  # the threading policy: every process that trains goes through here
         self._bundle: Optional[DatasetBundle] = None
         warm_up_torch()  # so that no timed method pays torch's lazy imports
 
@@ -133,7 +139,8 @@ class Experiment:
         c = self.config
         return {"kind": "original", "dataset": c.dataset, "dataset_options": c.dataset_options,
                 "model": c.model, "model_options": c.model_options,
-                "recipe": c.training_recipe().to_dict(), "seed": seed, "train": data.train_key}
+                "recipe": c.training_recipe().to_dict(), "seed": seed, "train": data.train_key,
+                "runtime": runtime_key(self.device, c.threads)}
 
     def prepare(self, seed: int) -> SeedContext:
         """Scenario data, the original model and the Retrain model for one seed (cached)."""
@@ -255,11 +262,21 @@ def cell_key(config: ExperimentConfig, method: str, seed: int) -> str:
     makes a fresh cell instead of silently reusing a row computed with the old value; every other
     value enters typed, so "0.1" from a flag and 0.1 from YAML are the same cell."""
     config = copy.deepcopy(config).validate()
-    c = config.to_dict()
-    for k in ("methods", "seeds", "method_params", "device"):
-        c.pop(k)
     params = get_method(method, **config.method_params.get(method, {})).params.to_dict()
-    return stable_hash({"config": c, "method": method, "params": params, "seed": seed, "version": __version__})
+    return stable_hash({"config": experiment_identity(config), "method": method, "params": params, "seed": seed,
+                        "version": __version__})
+
+
+def experiment_identity(config: ExperimentConfig) -> dict[str, Any]:
+    """What determines an experiment's data and models, typed: the config without methods, seeds
+    and hyperparameters, with the runtime facts that change trained weights (torch version, device
+    type, CPU threads) in place of the device string ("auto" and "cpu" on a CPU-only machine agree)."""
+    config = copy.deepcopy(config).validate()
+    c = config.to_dict()
+    for k in ("methods", "seeds", "method_params", "device", "threads"):
+        c.pop(k)
+    c["runtime"] = runtime_key(resolve_device(config.device), config.threads)
+    return c
 
 
 def _read_rows(path: Path) -> dict[str, list[dict]]:
@@ -314,7 +331,8 @@ def run_experiment(config: ExperimentConfig, out_dir: str | Path, *, cache: Opti
         log.debug("seed %d %-14s forget %.3f test %.3f time %.2fs", seed, name, row["forget_acc"],
                  row["test_acc"], row["time_s"])
     bar.close()
-    results = {"unlearnkit_version": __version__, "config": config.to_dict(), "rows": rows,
+    results = {"unlearnkit_version": __version__, "config": config.to_dict(),
+               "runtime": runtime_record(exp.device, config.threads, workers=1), "rows": rows,
                "summary": summarize(rows, group_keys=("method", "request") if any("request" in r for r in rows)
                                     else ("method",)),
                "forget_indices": forget_indices}

@@ -10,7 +10,6 @@ shared ``ModelCache`` (file locks, atomic writes); on a cluster its directory mu
 from __future__ import annotations
 
 import logging
-import os
 import platform
 import sys
 import time
@@ -23,6 +22,7 @@ from ..errors import UnlearnkitError
 from ..utils import stable_hash
 from .cache import ModelCache
 from .experiment import Experiment, ExperimentConfig
+from .runtime import apply_threads, plan_workers
 from .spec import BenchSpec, Cell, base_hash
 from .store import ResultStore, code_version
 
@@ -37,9 +37,7 @@ _CONTEXTS: "OrderedDict[tuple, Any]" = OrderedDict()
 
 
 def _init_worker(threads: int) -> None:
-    import torch
-
-    torch.set_num_threads(max(1, threads))
+    apply_threads(threads)
     logging.basicConfig(level=logging.WARNING)
 
 
@@ -158,13 +156,15 @@ def order_cells(cells: list[Cell]) -> list[Cell]:
 def run_bench(spec: BenchSpec, store: ResultStore, *, cache: Optional[ModelCache] = None, workers: int = 1,
               backend: str = "local", ray_address: Optional[str] = None, retry_failed: bool = False,
               progress: bool = True, status_line: Optional[Callable[[str], None]] = None,
-              threads: int = 1) -> BenchSummary:
+              threads: Optional[int] = None) -> BenchSummary:
     """Run every pending cell of ``spec`` and record it in ``store``; cells already there are skipped
     (``retry_failed`` also re-runs skipped/error cells)."""
     if backend not in BACKENDS:
         raise UnlearnkitError(f"unknown backend {backend!r}; valid: {', '.join(BACKENDS)}")
     start = time.perf_counter()
     cache = cache or ModelCache()
+    threads = threads or max(c.threads for c in spec.experiments)  # the spec's (each Experiment applies its own)
+    workers = plan_workers(workers, threads)
     cells = spec.cells()
     status = store.status_of(c.key for c in cells)
     pending = [c for c in cells if c.key not in status or (retry_failed and status[c.key] != "done")]
@@ -220,5 +220,5 @@ def _status_line(n: int, total: int, cell: Cell, res: dict) -> str:
             f"({row['time_s']:.2f} s unlearning, {res['wall_s']:.1f} s cell)")
 
 
-def default_workers() -> int:
-    return max(1, min(os.cpu_count() or 1, 8))
+def default_workers(threads: int = 1) -> int:
+    return plan_workers(0, threads)

@@ -13,6 +13,7 @@ method_params: {ft: {epochs: 5}} # fixed hyperparameters (override defaults)
 search:                          # Optuna search spaces (tuned against Retrain on a validation split)
   ga: {lr: {low: 1.0e-4, high: 1.0e-2, log: true}, epochs: {choices: [2, 5]}}
 tune: {trials: 8, seeds: [1000]}
+threads: 1                       # torch threads per worker process (part of every cell key)
 ```
 
 One ``ExperimentConfig`` per (dataset, model, scenario); its cells are (method, seed). Every name is
@@ -21,17 +22,16 @@ checked against the registries when the spec loads, so an unregistered method fa
 
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
 from ..errors import UnlearnkitError, UnknownNameError
 from ..utils import stable_hash
-from .experiment import ExperimentConfig, cell_key
+from .experiment import ExperimentConfig, cell_key, experiment_identity
 
 SPEC_KEYS = {"name", "description", "seeds", "datasets", "models", "scenarios", "methods", "method_params",
-             "search", "tune", "device"}
+             "search", "tune", "device", "threads"}
 
 
 def _label(name: str, options: dict) -> str:
@@ -168,7 +168,7 @@ def parse_spec(data: dict, path: Optional[Path] = None, tuned: Optional[dict] = 
                     dataset=d["name"], model=model, scenario=s["name"], methods=ms, seeds=list(seeds),
                     dataset_options=dict(d.get("options") or {}), model_options=dict(d.get("model_options") or {}),
                     scenario_options=dict(s.get("options") or {}), recipe=dict(d.get("recipe") or {}),
-                    device=str(data.get("device", "auto")))
+                    device=str(data.get("device", "auto")), threads=data.get("threads", 1))
                 group = BenchSpec.group_of(config)
                 params = {}
                 for m in ms:
@@ -201,7 +201,4 @@ def load_spec(path: str | Path, tuned: Optional[dict] = None) -> BenchSpec:
 def base_hash(config: ExperimentConfig) -> str:
     """Hash of what determines an experiment's data and models (not methods, seeds or params), of
     the typed values."""
-    c = copy.deepcopy(config).validate().to_dict()
-    for k in ("methods", "seeds", "method_params", "device"):
-        c.pop(k)
-    return stable_hash(c)
+    return stable_hash(experiment_identity(config))

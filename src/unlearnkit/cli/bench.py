@@ -30,8 +30,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("spec", type=Path, help="benchmark spec (YAML), e.g. benchmarks/quick.yaml")
     add_store_arg(p)
     p.add_argument("--workers", "-j", type=int, default=0,
-                   help="parallel cells (0 = one per CPU core; 1 = in this process)")
-    p.add_argument("--threads", type=int, default=1, help="torch threads per worker (default 1)")
+                   help="parallel cells (0 = as many as the cores allow at the spec's threads per worker, "
+                        "default 1; 1 = in this process); workers x threads may not exceed the cores")
     p.add_argument("--backend", choices=BACKENDS, default="local",
                    help="local process pool (default) or ray (pip install 'unlearnkit[ray]')")
     p.add_argument("--ray-address", default=None, help="Ray cluster address (default: start a local Ray)")
@@ -90,9 +90,9 @@ def main(args: argparse.Namespace) -> int:
         cache = cache_from_args(args)
         spec = load_spec_with_tuning(args.spec, store, cache=cache, tune=not args.no_tune, say=say)
         spec = restrict(spec, args)
-        summary = run_bench(spec, store, cache=cache, workers=args.workers or default_workers(),
+        summary = run_bench(spec, store, cache=cache, workers=args.workers,
                             backend=args.backend, ray_address=args.ray_address, retry_failed=args.retry_failed,
-                            progress=not args.quiet, threads=args.threads)
+                            progress=not args.quiet)
         if args.report:
             from ..bench.leaderboard import write_report
 
@@ -134,7 +134,7 @@ def dry_run(args: argparse.Namespace, spec) -> int:
         if args.verbose:
             for c in mine:
                 print(f"    {c.method}\tseed {c.seed}\t{c.params or ''}")
-    workers = args.workers or default_workers()
+    workers = args.workers or default_workers(max(c.threads for c in spec.experiments))
     if pending:
         print(f"estimated cell time {_duration(total)} (~{_duration(total / workers)} on {workers} worker(s))"
               + (f"; {unknown} cell(s) without a stored timing are not counted" if unknown else ""))

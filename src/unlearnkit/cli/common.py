@@ -41,6 +41,9 @@ def add_common_args(p: argparse.ArgumentParser) -> None:
                         "or ~/.cache/unlearnkit)")
     p.add_argument("--no-cache", action="store_true", help="always train, never read or write the cache")
     p.add_argument("--device", default=None, help="auto (default), cpu, cuda, cuda:1 ...")
+    p.add_argument("--threads", type=int, default=None,
+                   help="torch threads per process that trains (default 1: the same weights on every machine; "
+                        "part of the model-cache keys)")
 
 
 def add_experiment_args(p: argparse.ArgumentParser, methods_default: str | None = None) -> None:
@@ -126,7 +129,7 @@ def config_from_args(args: argparse.Namespace, defaults: dict[str, Any] | None =
         if unknown:
             raise UnlearnkitError(f"config file {args.config}: unknown key(s) {sorted(unknown)}; valid: {sorted(valid)}")
         values.update(loaded)
-    for key in ("dataset", "model", "scenario", "methods", "seeds", "device"):
+    for key in ("dataset", "model", "scenario", "methods", "seeds", "device", "threads"):
         if getattr(args, key, None) is not None:
             values[key] = getattr(args, key)
     dataset_options = dict(values.get("dataset_options", {}))

@@ -27,7 +27,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 def main(args: argparse.Namespace) -> int:
     config = ExperimentConfig(dataset="digits", model="cnn", scenario="random",
                               scenario_options={"forget_size": 0.1}, methods=DEMO_METHODS,
-                              seeds=[int(s) for s in args.seeds.split(",")], device=args.device or "auto")
+                              seeds=[int(s) for s in args.seeds.split(",")], device=args.device or "auto",
+                              threads=args.threads or 1)
     start = time.perf_counter()
     results = run_experiment(config, args.out, cache=cache_from_args(args), progress=not args.quiet)
     print("\nunlearnkit demo: digits / cnn / random 10% forgetting, mean ± std over seeds "
