@@ -68,6 +68,15 @@ class ConfidenceModel(nn.Module):
         return torch.stack([c.log(), (1 - c).log()], 1) + 0 * self.dummy
 
 
+def missing_component(what: str, how: str) -> None:
+    """Skip a test whose optional component is absent - or fail it where the CI script
+    (UNLEARNKIT_REQUIRE_COMPONENTS=1) promises the component, so CI never silently skips it."""
+    message = f"{what} is not installed ({how})"
+    if os.environ.get("UNLEARNKIT_REQUIRE_COMPONENTS") == "1":
+        pytest.fail(message + "; UNLEARNKIT_REQUIRE_COMPONENTS=1 requires it")
+    pytest.skip(message)
+
+
 def state_equal(a: torch.nn.Module, b: torch.nn.Module) -> bool:
     sa, sb = a.state_dict(), b.state_dict()
     return sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
@@ -88,4 +97,4 @@ def forget_loss(model, task) -> float:
     return float(F.cross_entropy(predict_logits(model, task.forget), task.forget.y))
 
 
-__all__ = ["ConfidenceModel", "make_toy", "state_equal", "forget_accuracy", "np"]
+__all__ = ["ConfidenceModel", "make_toy", "missing_component", "state_equal", "forget_accuracy", "np"]

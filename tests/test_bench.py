@@ -4,6 +4,7 @@ tuning, the Ray backend and the HTML page in headless Chromium."""
 from __future__ import annotations
 
 import csv
+import importlib.util
 import io
 import json
 import os
@@ -17,6 +18,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from conftest import missing_component
 
 from unlearnkit.bench.cache import ModelCache
 from unlearnkit.bench.leaderboard import write_report
@@ -223,7 +225,8 @@ def test_tune_stores_values_and_bench_reuses_them(tmp_path):
 # -- Ray backend ------------------------------------------------------------------------------------
 @pytest.mark.slow
 def test_ray_backend_runs_a_tiny_grid_with_the_same_store_semantics(tiny_run, tmp_path):
-    pytest.importorskip("ray")
+    if importlib.util.find_spec("ray") is None:
+        missing_component("ray", "pip install -e '.[ray]'")
     d, spec_path, local_store, _ = tiny_run
     data = {**TINY, "seeds": [0], "scenarios": TINY["scenarios"][:1]}
     spec = load_spec(write_spec(tmp_path / "ray.yaml", data))
@@ -253,7 +256,7 @@ def _chromium() -> str | None:
 def test_html_report_opens_in_headless_chromium_without_errors(tiny_run, tmp_path):
     browser = _chromium()
     if browser is None:
-        pytest.skip("chromium not installed (Debian: apt-get install -y chromium)")
+        missing_component("chromium", "Debian/Ubuntu: apt-get install -y chromium")
     d, spec_path, store, _ = tiny_run
     page = write_report(store.result_rows(), store.runs(), tmp_path / "rep")["html"]
     proc = subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
