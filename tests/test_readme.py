@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import re
+import subprocess
+import sys
 from pathlib import Path
+
+import pytest
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 
@@ -22,3 +27,19 @@ def test_readme_methods_table_lists_every_registered_method():
 
     rows = set(re.findall(r"^\| `(\w+)` \|", README.read_text(), flags=re.M))
     assert rows == set(METHODS.names()), "README's method table and the registry disagree"
+
+
+@pytest.mark.slow
+def test_readme_unlearn_example_runs_as_pasted(tmp_path):
+    """The `unlearnkit unlearn` block, run by bash in an empty folder with only the venv on PATH."""
+    blocks = [b for b in re.findall(r"```bash\n(.*?)```", README.read_text(), flags=re.S)
+              if "unlearnkit unlearn --model-factory" in b]
+    assert len(blocks) == 1, "README must hold one bash block with the `unlearnkit unlearn` example"
+    env = {"PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin", "OMP_NUM_THREADS": "1", "HOME": str(tmp_path)}
+    proc = subprocess.run(["bash", "-euo", "pipefail", "-c", blocks[0]], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=240)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert "OK:" in proc.stdout
+    receipt = json.loads((tmp_path / "deletion-1" / "receipt.json").read_text())
+    assert receipt["no_op"] is False
+    assert receipt["metrics"]["after"]["forget_acc"] < receipt["metrics"]["before"]["forget_acc"]

@@ -20,6 +20,7 @@ from .evaluation import evaluate
 from .io import load_model, save_model
 from .methods import METHODS, get_method, list_methods
 from .models import MODELS, build_model
+from .receipt import UnlearningResult, unlearn_with_receipt, weights_sha256
 from .scenarios import SCENARIOS, get_scenario
 from .task import UnlearningTask
 from .training import TrainRecipe, train_model
@@ -62,5 +63,6 @@ __all__ = [
     "DATASETS", "METHODS", "MODELS", "SCENARIOS", "DataError", "DatasetBundle", "HyperparameterError",
     "MissingSplitError", "Split", "TrainRecipe", "UnknownNameError", "UnlearningTask", "UnlearnkitError",
     "__version__", "as_split", "audit", "build_model", "evaluate", "get_method", "get_scenario", "list_methods",
-    "load_dataset", "load_model", "save_model", "train_model", "unlearn",
+    "load_dataset", "load_model", "save_model", "train_model", "unlearn", "unlearn_with_receipt",
+    "UnlearningResult", "weights_sha256",
 ]

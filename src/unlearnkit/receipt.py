@@ -1,0 +1,205 @@
+"""Deletion receipts: a record of one unlearning request that can be kept and checked later.
+
+A receipt says what was deleted (hashes of the forget set: its sorted indices and its samples), from
+which model (hash of the input weights), how (method, fully resolved hyperparameters, seed, device,
+software versions), with what result (hash of the output weights, wall time) and with what evidence
+(forget / retain / test accuracy and MIA-efficacy before and after, and whether the request changed
+the forget predictions at all). It is a plain JSON-ready dict.
+
+    >>> result = unlearn_with_receipt(model, forget=(x_f, y_f), retain=(x_r, y_r), test=(x_t, y_t),
+    ...                               method="rl", forget_indices=idx, epochs=3)
+    >>> result.model        # the unlearned nn.Module (same state_dict keys)
+    >>> result.receipt      # the dict; json.dump(result.receipt, f) keeps it
+
+``weights_sha256`` hashes the tensors of a state_dict, not a file's bytes, so the same weights saved
+by any tool (or on any device) hash the same; ``match_weights`` tells which side of a receipt a set
+of weights is. Every hash is SHA-256 in hex; ``HASH_SCHEME`` (copied into each receipt) says exactly
+what bytes each one covers, so a third party can recompute them without unlearnkit.
+"""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import platform
+from dataclasses import dataclass
+from typing import Any, Mapping, Optional, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from ._version import __version__
+from .data.split import Split
+from .errors import DataError
+from .evaluation import evaluate, predict_logits
+from .evaluation.metrics import mean_loss
+from .methods import get_method
+from .task import UnlearningTask
+from .training import TrainRecipe
+from .utils import Timer, resolve_device, to_jsonable, warm_up_torch
+
+RECEIPT_VERSION = 1
+
+HASH_SCHEME = {
+    "weights": "state_dict entries in sorted key order; per entry the UTF-8 text 'key\\0dtype\\0shape\\0' "
+               "(dtype as torch names it, shape as comma-separated sizes) followed by the tensor's raw "
+               "bytes in C order (little-endian)",
+    "forget_indices": "the sorted forget indices as little-endian int64",
+    "forget_samples": "the forget samples in sorted-index order: 'x\\0dtype\\0shape\\0' + raw bytes of x "
+                      "as the model sees it, then 'y\\0int64\\0n\\0' + the labels as little-endian int64",
+}
+
+#: a request counts as a no-op when every forget prediction (argmax) is unchanged and the mean forget
+#: loss moved by at most NOOP_ATOL + NOOP_RTOL * (loss before)
+NOOP_ATOL = 1e-3
+NOOP_RTOL = 0.05
+
+
+@dataclass(frozen=True)
+class UnlearningResult:
+    """What ``unlearn_with_receipt`` returns: the unlearned model and its receipt (a JSON-ready dict)."""
+
+    model: nn.Module
+    receipt: dict[str, Any]
+
+
+# -- hashes ------------------------------------------------------------------------------------
+def _tensor_bytes(t: torch.Tensor) -> bytes:
+    flat = t.detach().cpu().contiguous().reshape(-1)
+    return flat.view(torch.uint8).numpy().tobytes()  # raw bytes of any dtype, bfloat16 included
+
+
+def _header(name: str, t: torch.Tensor) -> bytes:
+    dtype = str(t.dtype).removeprefix("torch.")
+    return f"{name}\0{dtype}\0{','.join(str(s) for s in t.shape)}\0".encode("utf-8")
+
+
+def weights_sha256(weights: nn.Module | Mapping[str, torch.Tensor]) -> str:
+    """SHA-256 of a model's state_dict (or of a state dict) as described in ``HASH_SCHEME``."""
+    state = weights.state_dict() if isinstance(weights, nn.Module) else weights
+    digest = hashlib.sha256()
+    for key in sorted(state):
+        digest.update(_header(key, state[key]))
+        digest.update(_tensor_bytes(state[key]))
+    return digest.hexdigest()
+
+
+def indices_sha256(indices: Sequence[int] | np.ndarray) -> str:
+    """SHA-256 of the sorted indices as little-endian int64."""
+    ordered = np.sort(np.asarray(indices, dtype=np.int64)).astype("<i8")
+    return hashlib.sha256(ordered.tobytes()).hexdigest()
+
+
+def samples_sha256(forget: Split, indices: Optional[Sequence[int] | np.ndarray] = None) -> str:
+    """SHA-256 of the forget samples, put in sorted-index order when their indices are given."""
+    x, y = forget.x, forget.y
+    if indices is not None:
+        order = torch.as_tensor(np.argsort(np.asarray(indices, dtype=np.int64), kind="stable"))
+        x, y = x[order.to(x.device)], y[order.to(y.device)]
+    digest = hashlib.sha256(_header("x", x) + _tensor_bytes(x))
+    y = y.long()
+    digest.update(_header("y", y) + _tensor_bytes(y))
+    return digest.hexdigest()
+
+
+def match_weights(receipt: Mapping[str, Any], weights: nn.Module | Mapping[str, torch.Tensor]) -> Optional[str]:
+    """``"output"`` if ``weights`` are the unlearned weights the receipt describes, ``"input"`` if they
+    are the weights before unlearning, None if neither."""
+    hashes = receipt.get("hashes") if isinstance(receipt, Mapping) else None
+    if not isinstance(hashes, Mapping) or "output_weights_sha256" not in hashes:
+        raise DataError("this is not an unlearnkit deletion receipt: it has no hashes.output_weights_sha256")
+    digest = weights_sha256(weights)
+    if digest == hashes["output_weights_sha256"]:
+        return "output"
+    if digest == hashes.get("input_weights_sha256"):
+        return "input"
+    return None
+
+
+# -- evidence ----------------------------------------------------------------------------------
+def forget_change(before: nn.Module, after: nn.Module, forget: Split) -> dict[str, Any]:
+    """How much the request changed the model on the forget set, and whether that is nothing at all
+    (``no_op``: identical predictions and a forget loss within the tolerances above)."""
+    changed = int((predict_logits(before, forget).argmax(1) != predict_logits(after, forget).argmax(1)).sum())
+    loss_before, loss_after = mean_loss(before, forget), mean_loss(after, forget)
+    unchanged_loss = abs(loss_after - loss_before) <= NOOP_ATOL + NOOP_RTOL * abs(loss_before)
+    return {"no_op": bool(changed == 0 and unchanged_loss), "forget_predictions_changed": changed,
+            "forget_loss_before": loss_before, "forget_loss_after": loss_after,
+            "tolerance": {"atol": NOOP_ATOL, "rtol": NOOP_RTOL}}
+
+
+def software_versions() -> dict[str, str]:
+    return {"unlearnkit": __version__, "torch": torch.__version__, "numpy": np.__version__,
+            "python": platform.python_version()}
+
+
+# -- the API -------------------------------------------------------------------------------------
+def unlearn_with_receipt(
+    model: nn.Module,
+    forget: Any,
+    retain: Any = None,
+    *,
+    method: str = "ft",
+    test: Any = None,
+    third_party: Any = None,
+    forget_indices: Optional[Sequence[int] | np.ndarray] = None,
+    recipe: Optional[TrainRecipe] = None,
+    seed: int = 0,
+    device: str | torch.device = "auto",
+    **hyperparameters: Any,
+) -> UnlearningResult:
+    """``unlearnkit.unlearn`` plus its deletion receipt.
+
+    Same arguments as ``unlearnkit.unlearn`` (the input model is never modified), plus
+    ``forget_indices``: the positions of the forget samples in the training data, hashed into the
+    receipt and used to order the samples' hash (without them the indices hash is null and the
+    samples are hashed in the order given), and ``recipe``: how ``model`` was trained, which the
+    ``retrain`` method repeats on the retain set. Returns an ``UnlearningResult`` (``.model``, ``.receipt``).
+    """
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    algorithm = get_method(method, **hyperparameters)  # validates the name and hyperparameters first
+    task = UnlearningTask.from_data(model, forget, retain=retain, test=test, third_party=third_party,
+                                    recipe=recipe)
+    if forget_indices is not None and len(forget_indices) != len(task.forget):
+        raise DataError(f"forget_indices has {len(forget_indices)} entries but the forget set has "
+                        f"{len(task.forget)} samples")
+    input_hash = weights_sha256(model)
+    warm_up_torch()  # torch's one-off lazy imports are not part of the method's time
+    with Timer() as timer:
+        unlearned = algorithm.unlearn(model, task, seed=seed, device=device)
+    receipt = {
+        "receipt_version": RECEIPT_VERSION,
+        "created_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "software": software_versions(),
+        "method": {"name": algorithm.name, "hyperparameters": algorithm.params.to_dict(),
+                   "train_recipe": None if recipe is None else recipe.to_dict()},
+        "seed": int(seed),
+        "device": str(resolve_device(device)),
+        "hashes": {"input_weights_sha256": input_hash, "output_weights_sha256": weights_sha256(unlearned),
+                   "forget_indices_sha256": None if forget_indices is None else indices_sha256(forget_indices),
+                   "forget_samples_sha256": samples_sha256(task.forget, forget_indices),
+                   "scheme": HASH_SCHEME},
+        "counts": {**{name: len(getattr(task, name)) if getattr(task, name) is not None else 0
+                      for name in ("forget", "retain", "test", "third_party")},
+                   "parameters": sum(p.numel() for p in model.parameters())},
+        "wall_time_s": {"unlearn": timer.seconds},
+    }
+    receipt.update(_evidence(model, unlearned, task, seed, receipt["wall_time_s"]))
+    return UnlearningResult(unlearned, to_jsonable(receipt))
+
+
+def _evidence(model: nn.Module, unlearned: nn.Module, task: UnlearningTask, seed: int,
+              wall_time: dict[str, float]) -> dict[str, Any]:
+    """Metrics before and after (the library's ``evaluate``; what the data do not allow is listed
+    under ``skipped``) and the forget-set change with its no-op flag; adds the time to ``wall_time``."""
+    with Timer() as timer:
+        before, after = evaluate(model, task, seed=seed), evaluate(unlearned, task, seed=seed)
+        change = forget_change(model, unlearned, task.forget)
+    skipped = {**before.pop("skipped", {}), **after.pop("skipped", {})}
+    metrics: dict[str, Any] = {"before": before, "after": after}
+    if skipped:
+        metrics["skipped"] = skipped
+    wall_time["evaluation"] = timer.seconds
+    return {"metrics": metrics, "no_op": change.pop("no_op"), "forget_change": change}
