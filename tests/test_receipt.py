@@ -25,8 +25,8 @@ from unlearnkit.utils import seeded
 
 def test_weights_hash_is_the_documented_byte_stream():
     state = {"b": torch.tensor([1.0, 2.0]), "a": torch.tensor([3])}
-    expected = hashlib.sha256(b"a\0int64\x001\0" + np.array([3], "<i8").tobytes()
-                              + b"b\0float32\x002\0" + np.array([1.0, 2.0], "<f4").tobytes()).hexdigest()
+    expected = hashlib.sha256(b"a|torch.int64|(1,)|" + np.array([3], "<i8").tobytes()
+                              + b"b|torch.float32|(2,)|" + np.array([1.0, 2.0], "<f4").tobytes()).hexdigest()
     assert weights_sha256(state) == expected
     assert weights_sha256({"a": state["a"], "b": state["b"]}) == expected  # key order does not matter
     assert weights_sha256({"a": state["a"], "b": torch.tensor([1.0, 2.0001])}) != expected

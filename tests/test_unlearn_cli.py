@@ -113,6 +113,11 @@ def test_unlearn_writes_a_model_the_factory_loads_and_a_receipt_verify_checks(us
     assert main(["verify", str(out / "receipt.json"), "--weights", str(d / "tampered.safetensors")]) == 1
     err = capsys.readouterr().err
     assert err.startswith("MISMATCH:") and err.count("\n") == 1
+    blob = bytearray((out / "model.safetensors").read_bytes())
+    blob[-1] ^= 0xFF  # the output file edited in place: its stored checksum catches it
+    (d / "damaged.safetensors").write_bytes(bytes(blob))
+    assert main(["verify", str(out / "receipt.json"), "--weights", str(d / "damaged.safetensors")]) == 2
+    assert "is damaged" in capsys.readouterr().err
 
 
 def test_data_factory_npy_indices_and_an_unchanged_model_flagged_as_no_op(user, tmp_path, capsys):
@@ -184,7 +189,7 @@ def _bad(tmp_path: Path, user: dict, name: str) -> list[str]:
 BAD = {
     "factory_module": "cannot import 'no_such_module_xyz'", "factory_attr": "has no attribute 'nope'",
     "factory_spec": "must look like package.module:function", "factory_type": "returned a str, not a torch.nn.Module",
-    "factory_args": "unexpected keyword argument 'depth'", "weights_pickle": "is not a safetensors file",
+    "factory_args": "unexpected keyword argument 'depth'", "weights_pickle": "never unpickles",
     "weights_shape": "shape mismatch", "weights_keys": "missing keys", "weights_missing": "no such file",
     "index_range": "line 3: index 200 is out of range", "index_negative": "index -1 is out of range",
     "index_duplicate": "index 4 appears 2 times", "index_text": "line 2: 'seven' is not an integer",

@@ -34,6 +34,7 @@ from .data.split import Split
 from .errors import DataError
 from .evaluation import evaluate, predict_logits
 from .evaluation.metrics import mean_loss
+from .io import tensor_digest
 from .methods import get_method
 from .task import UnlearningTask
 from .training import TrainRecipe
@@ -42,12 +43,12 @@ from .utils import Timer, resolve_device, to_jsonable, warm_up_torch
 RECEIPT_VERSION = 1
 
 HASH_SCHEME = {
-    "weights": "state_dict entries in sorted key order; per entry the UTF-8 text 'key\\0dtype\\0shape\\0' "
-               "(dtype as torch names it, shape as comma-separated sizes) followed by the tensor's raw "
-               "bytes in C order (little-endian)",
+    "weights": "for each state_dict entry in sorted name order, the UTF-8 text 'name|dtype|shape|' (dtype "
+               "as torch prints it, e.g. torch.float32; shape as a Python tuple, e.g. (64, 20)) followed by "
+               "the tensor's raw bytes in C order (little-endian)",
     "forget_indices": "the sorted forget indices as little-endian int64",
-    "forget_samples": "the forget samples in sorted-index order: 'x\\0dtype\\0shape\\0' + raw bytes of x "
-                      "as the model sees it, then 'y\\0int64\\0n\\0' + the labels as little-endian int64",
+    "forget_samples": "the weights scheme applied to two tensors: 'x', the forget samples as the model sees "
+                      "them, and 'y', their labels as int64, both in sorted-index order",
 }
 
 #: a request counts as a no-op when every forget prediction (argmax) is unchanged and the mean forget
@@ -65,24 +66,10 @@ class UnlearningResult:
 
 
 # -- hashes ------------------------------------------------------------------------------------
-def _tensor_bytes(t: torch.Tensor) -> bytes:
-    flat = t.detach().cpu().contiguous().reshape(-1)
-    return flat.view(torch.uint8).numpy().tobytes()  # raw bytes of any dtype, bfloat16 included
-
-
-def _header(name: str, t: torch.Tensor) -> bytes:
-    dtype = str(t.dtype).removeprefix("torch.")
-    return f"{name}\0{dtype}\0{','.join(str(s) for s in t.shape)}\0".encode("utf-8")
-
-
 def weights_sha256(weights: nn.Module | Mapping[str, torch.Tensor]) -> str:
-    """SHA-256 of a model's state_dict (or of a state dict) as described in ``HASH_SCHEME``."""
-    state = weights.state_dict() if isinstance(weights, nn.Module) else weights
-    digest = hashlib.sha256()
-    for key in sorted(state):
-        digest.update(_header(key, state[key]))
-        digest.update(_tensor_bytes(state[key]))
-    return digest.hexdigest()
+    """SHA-256 of a model's state_dict (or of a state dict) as described in ``HASH_SCHEME``: the
+    checksum ``save_model`` stores in every file it writes."""
+    return tensor_digest(dict(weights.state_dict() if isinstance(weights, nn.Module) else weights))
 
 
 def indices_sha256(indices: Sequence[int] | np.ndarray) -> str:
@@ -97,10 +84,7 @@ def samples_sha256(forget: Split, indices: Optional[Sequence[int] | np.ndarray] 
     if indices is not None:
         order = torch.as_tensor(np.argsort(np.asarray(indices, dtype=np.int64), kind="stable"))
         x, y = x[order.to(x.device)], y[order.to(y.device)]
-    digest = hashlib.sha256(_header("x", x) + _tensor_bytes(x))
-    y = y.long()
-    digest.update(_header("y", y) + _tensor_bytes(y))
-    return digest.hexdigest()
+    return tensor_digest({"x": x, "y": y.long()})
 
 
 def match_weights(receipt: Mapping[str, Any], weights: nn.Module | Mapping[str, torch.Tensor]) -> Optional[str]:

@@ -21,7 +21,7 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from ..data.split import Split, as_split
-from ..errors import DataError, UnlearnkitError
+from ..errors import CheckpointError, DataError, UnlearnkitError
 from ..io import load_state
 
 #: arrays an --data file may hold: the training data and optional test / third-party pairs
@@ -92,13 +92,11 @@ def build_model(spec: str, kwargs: dict[str, Any]) -> nn.Module:
 # -- weights -------------------------------------------------------------------------------------
 def read_weights(path: Path) -> dict[str, torch.Tensor]:
     """The tensors of a safetensors file (never a pickle)."""
-    from safetensors import SafetensorError
-
     try:
         state, _ = load_state(_existing(path, "--weights"))
-    except SafetensorError as exc:
-        raise UnlearnkitError(f"--weights {path} is not a safetensors file ({exc}); unlearnkit never unpickles - save "
-                              "the weights with safetensors.torch.save_file(model.state_dict(), PATH)") from exc
+    except CheckpointError as exc:
+        raise CheckpointError(f"--weights: {exc}; unlearnkit never unpickles a file - save the weights with "
+                              "safetensors.torch.save_file(model.state_dict(), PATH)") from exc
     return state
 
 

@@ -21,7 +21,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Re-hash the tensors of a safetensors file and compare them with the output weights "
                     "recorded in a receipt written by `unlearnkit unlearn`. Exit 0: they match; exit 1: they "
                     "do not (the line says whether they are the weights from before unlearning); exit 2: "
-                    "unreadable input.")
+                    "the receipt or weights cannot be read, or the file is damaged (its tensors do not match the "
+                    "checksum stored in it).")
     p.add_argument("receipt", type=Path, help="receipt.json")
     p.add_argument("--weights", type=Path, required=True, help="the .safetensors file to check")
     p.set_defaults(func=main)
