@@ -72,6 +72,8 @@ def test_unlearn_with_receipt_is_unlearn_plus_a_deterministic_receipt(toy_random
     assert set(r["metrics"]["skipped"]) == {"mia_efficacy", "test_acc"}
     with pytest.raises(DataError, match="forget_indices has 2 entries"):
         unlearn_with_receipt(model, **{**args, "forget_indices": [0, 1]})
+    with pytest.raises(DataError, match="repeats index 0"):
+        unlearn_with_receipt(model, **{**args, "forget_indices": [0] * len(idx)})
     with pytest.raises(DataError, match="not an unlearnkit deletion receipt"):
         match_weights({"method": "ga"}, model)
 

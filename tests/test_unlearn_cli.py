@@ -95,7 +95,7 @@ def test_unlearn_writes_a_model_the_factory_loads_and_a_receipt_verify_checks(us
                                  "parameters": sum(p.numel() for p in unlearned.parameters())}
     assert set(receipt["software"]) == {"unlearnkit", "torch", "numpy", "python"}
     for side in ("before", "after"):
-        assert set(receipt["metrics"][side]) == {"forget_acc", "retain_acc", "test_acc", "mia_efficacy"}
+        assert {"forget_acc", "retain_acc", "test_acc", "mia_efficacy"} <= set(receipt["metrics"][side])
     assert receipt["metrics"]["before"]["forget_acc"] == 1.0 and receipt["no_op"] is False
     assert receipt["forget_change"]["forget_loss_after"] > receipt["forget_change"]["forget_loss_before"]
     audit = receipt["audit"]

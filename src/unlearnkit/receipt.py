@@ -146,9 +146,8 @@ def unlearn_with_receipt(
     algorithm = get_method(method, **hyperparameters)  # validates the name and hyperparameters first
     task = UnlearningTask.from_data(model, forget, retain=retain, test=test, third_party=third_party,
                                     recipe=recipe)
-    if forget_indices is not None and len(forget_indices) != len(task.forget):
-        raise DataError(f"forget_indices has {len(forget_indices)} entries but the forget set has "
-                        f"{len(task.forget)} samples")
+    if forget_indices is not None:
+        _check_indices(forget_indices, len(task.forget))
     input_hash = weights_sha256(model)
     warm_up_torch()  # torch's one-off lazy imports are not part of the method's time
     with Timer() as timer:
@@ -172,6 +171,14 @@ def unlearn_with_receipt(
     }
     receipt.update(_evidence(model, unlearned, task, seed, receipt["wall_time_s"]))
     return UnlearningResult(unlearned, to_jsonable(receipt))
+
+
+def _check_indices(indices: Sequence[int] | np.ndarray, n_forget: int) -> None:
+    if len(indices) != n_forget:
+        raise DataError(f"forget_indices has {len(indices)} entries but the forget set has {n_forget} samples")
+    values, counts = np.unique(np.asarray(indices, dtype=np.int64), return_counts=True)
+    if (counts > 1).any():
+        raise DataError(f"forget_indices repeats index {values[counts > 1][0]}: each forget sample needs its own index")
 
 
 def _evidence(model: nn.Module, unlearned: nn.Module, task: UnlearningTask, seed: int,
