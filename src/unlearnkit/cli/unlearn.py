@@ -62,13 +62,13 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="hyperparameter of the method, e.g. --set lr=0.01 (repeatable)")
     u.add_argument("--seed", type=int, default=0, help="seed of the unlearning run (default 0)")
     u.add_argument("--device", default="auto", help="auto (default), cpu, cuda, cuda:1 ...")
+    u.add_argument("--train", dest="train_sets", action="append", default=[], metavar="KEY=VALUE",
+                   help="how your model was trained (epochs, lr, optimizer, batch_size, momentum, weight_decay, "
+                        "schedule): the recipe of the audit's shadow models and of the retrain method (repeatable)")
     a = p.add_argument_group("audit")
     a.add_argument("--audit", type=int, default=0, metavar="K",
                    help="add a per-example U-LiRA audit against K shadow pairs trained with the factory "
                         "(K >= 3; costs 2K trainings and K unlearning runs)")
-    a.add_argument("--train", dest="train_sets", action="append", default=[], metavar="KEY=VALUE",
-                   help="how your model was trained (epochs, lr, optimizer, batch_size, momentum, weight_decay, "
-                        "schedule): the recipe of the audit's shadow models and of the retrain method (repeatable)")
     p.add_argument("--out", type=Path, required=True, help="output folder (must not already hold a result)")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bars or info logs")
     p.add_argument("--verbose", "-v", action="store_true", help="debug logs")
