@@ -188,6 +188,22 @@ class Experiment:
             ctx.retrain_seconds = t.seconds
         return ctx.retrain_seconds
 
+    def start_model(self, ctx: SeedContext, method) -> nn.Module:
+        """The model a method unlearns from: the shared original, or, for a method that changes the
+        training stage (``trains_original``, e.g. SISA's shard ensemble), its own cached original."""
+        if not getattr(method, "trains_original", False):
+            return ctx.original
+        key = {**self.model_key(ctx.seed, ctx.data), "kind": method.name, "params": method.params.to_dict()}
+
+        def train():
+            with Timer() as t:
+                model = method.train_original(ctx.original, ctx.data.train, ctx.data.task.recipe, seed=ctx.seed,
+                                              device=self.device)
+            return model, {"time_s": t.seconds}
+
+        template = method.original_template(self.new_model(ctx.seed), len(ctx.data.train))
+        return self.cache.get_or_create(key, template, train)[0].eval()
+
     def evaluate(self, model: nn.Module, ctx: SeedContext, names: Optional[list[str]] = None) -> dict[str, Any]:
         """The registered metrics of ``model`` (or ``names`` of them) and, for all, the scenario's extras."""
         row, _ = compute_metrics(model, MetricInputs(ctx.data.task, reference=ctx.retrain, seed=ctx.seed), names)
@@ -209,8 +225,9 @@ class Experiment:
             model, seconds = ctx.retrain, self.retrain_time(ctx)
         else:
             method = get_method(name, **params)
+            start = self.start_model(ctx, method)
             with Timer() as t:
-                model = method.unlearn(ctx.original, ctx.data.task, seed=ctx.seed, device=self.device)
+                model = method.unlearn(start, ctx.data.task, seed=ctx.seed, device=self.device)
             seconds = t.seconds
         row = self.row_head(ctx, name)
         row.update(self.evaluate(model, ctx))
@@ -234,7 +251,8 @@ class Experiment:
         params = self.config.method_params.get(name, {})
         fixed = {"original": ctx.original, "retrain": None if params else ctx.retrain}.get(name)
         method = None if fixed is not None else get_method(name, **params)
-        model, rows, seen = ctx.original, [], np.empty(0, dtype=np.int64)
+        model = ctx.original if method is None else self.start_model(ctx, method)
+        rows, seen = [], np.empty(0, dtype=np.int64)
         for r, request in enumerate(ctx.data.requests, start=1):
             prev, seen = seen, np.concatenate([seen, request])
             if method is None:
