@@ -81,3 +81,22 @@ def test_sisa_rejects_bad_settings_and_tiny_data(toy_random):
         get_method("sisa", shards=100, slices=5).train_original(model, data.train.subset(np.arange(10)), RECIPE)
     assert stage_epochs(30, 1) == 30 and stage_epochs(30, 5) == 10 and stage_epochs(1, 9) == 1
     assert isinstance(get_method("sisa").original_template(model, 7), SISAEnsemble)
+
+
+def test_pipeline_trains_caches_and_unlearns_the_ensemble(tmp_path):
+    from unlearnkit.bench.cache import ModelCache
+    from unlearnkit.bench.experiment import Experiment, ExperimentConfig
+    from unlearnkit.methods import get_method as method_named
+
+    config = ExperimentConfig(dataset="synthetic", model="mlp", scenario="random", methods=["original", "sisa"],
+                              seeds=[0], dataset_options={"n_samples": 300, "n_features": 10, "n_classes": 4},
+                              scenario_options={"forget_size": 3}, method_params={"sisa": {"shards": 2}},
+                              recipe={"epochs": 2})
+    exp = Experiment(config, cache=ModelCache(tmp_path), progress=False)
+    ctx = exp.prepare(0)
+    sisa = method_named("sisa", shards=2)
+    first = exp.start_model(0, ctx.data, ctx.original, sisa)
+    again = exp.start_model(0, ctx.data, ctx.original, sisa)  # from the cache
+    assert isinstance(first, SISAEnsemble) and state_equal(first, again)
+    row = exp.run_method(ctx, "sisa")
+    assert 0.0 <= row["test_acc"] <= 1.0 and row["time_s"] > 0

@@ -223,6 +223,7 @@ def _get_unlearned(st: dict, method: str, k: int, seed: int):
     original, _ = _get_original(st, k)
     data = _task_data(st, original)
     algorithm = get_method(method, **params)
+    original = exp.start_model(k, data, original, algorithm)  # SISA: its shard ensemble of original k
     key = _unlearned_key(exp, data, method, algorithm, k, seed)
 
     def create():
@@ -230,7 +231,9 @@ def _get_unlearned(st: dict, method: str, k: int, seed: int):
             model = algorithm.unlearn(original, data.task, seed=seed, device=exp.device)
         return model.cpu(), {"time_s": t.seconds}
 
-    model, meta = st["cache"].get_or_create(key, exp.new_model(k), create)
+    template = (algorithm.original_template(exp.new_model(k), len(data.train))
+                if getattr(algorithm, "trains_original", False) else exp.new_model(k))
+    model, meta = st["cache"].get_or_create(key, template, create)
     return model.eval(), meta
 
 

@@ -188,20 +188,20 @@ class Experiment:
             ctx.retrain_seconds = t.seconds
         return ctx.retrain_seconds
 
-    def start_model(self, ctx: SeedContext, method) -> nn.Module:
-        """The model a method unlearns from: the shared original, or, for a method that changes the
-        training stage (``trains_original``, e.g. SISA's shard ensemble), its own cached original."""
+    def start_model(self, seed: int, data: ScenarioData, original: nn.Module, method) -> nn.Module:
+        """The model a method unlearns from: ``original``, or, for a method that changes the training
+        stage (``trains_original``, e.g. SISA's shard ensemble), its own original (cached)."""
         if not getattr(method, "trains_original", False):
-            return ctx.original
-        key = {**self.model_key(ctx.seed, ctx.data), "kind": method.name, "params": method.params.to_dict()}
+            return original
+        key = {**self.model_key(seed, data), "kind": method.name, "params": method.params.to_dict()}
 
         def train():
             with Timer() as t:
-                model = method.train_original(ctx.original, ctx.data.train, ctx.data.task.recipe, seed=ctx.seed,
+                model = method.train_original(original, data.train, self.config.training_recipe(), seed=seed,
                                               device=self.device)
             return model, {"time_s": t.seconds}
 
-        template = method.original_template(self.new_model(ctx.seed), len(ctx.data.train))
+        template = method.original_template(self.new_model(seed), len(data.train))
         return self.cache.get_or_create(key, template, train)[0].eval()
 
     def evaluate(self, model: nn.Module, ctx: SeedContext, names: Optional[list[str]] = None) -> dict[str, Any]:
@@ -225,7 +225,7 @@ class Experiment:
             model, seconds = ctx.retrain, self.retrain_time(ctx)
         else:
             method = get_method(name, **params)
-            start = self.start_model(ctx, method)
+            start = self.start_model(ctx.seed, ctx.data, ctx.original, method)
             with Timer() as t:
                 model = method.unlearn(start, ctx.data.task, seed=ctx.seed, device=self.device)
             seconds = t.seconds
@@ -251,7 +251,7 @@ class Experiment:
         params = self.config.method_params.get(name, {})
         fixed = {"original": ctx.original, "retrain": None if params else ctx.retrain}.get(name)
         method = None if fixed is not None else get_method(name, **params)
-        model = ctx.original if method is None else self.start_model(ctx, method)
+        model = ctx.original if method is None else self.start_model(ctx.seed, ctx.data, ctx.original, method)
         rows, seen = [], np.empty(0, dtype=np.int64)
         for r, request in enumerate(ctx.data.requests, start=1):
             prev, seen = seen, np.concatenate([seen, request])

@@ -110,7 +110,7 @@ class RUMParams(Hyperparameters):
 class RUM(UnlearningMethod):
     name = "rum"
     summary = "split the forget set by memorisation (curvature proxy) and NegGrad+ each group, low to high (Zhao et al.)"
-    family = "iterative"
+    family = "other"  # a meta-algorithm: it runs NegGrad+ per group
     Params = RUMParams
     requires = ("forget", "retain")
 
