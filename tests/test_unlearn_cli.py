@@ -90,7 +90,7 @@ def test_unlearn_writes_a_model_the_factory_loads_and_a_receipt_verify_checks(us
     assert receipt["outputs"]["model_file_sha256"] == hashlib.sha256((out / "model.safetensors").read_bytes()).hexdigest()
     assert receipt["method"]["name"] == "neggrad_plus" and receipt["method"]["hyperparameters"]["epochs"] == 3
     assert receipt["method"]["hyperparameters"]["lr"] > 0  # defaults resolved, not only what was set
-    assert (receipt["seed"], receipt["device"]) == (4, "cpu")
+    assert (receipt["seed"], receipt["device"], receipt["threads"]) == (4, "cpu", 1)
     assert receipt["counts"] == {"forget": 10, "retain": 190, "test": 80, "third_party": 0,
                                  "parameters": sum(p.numel() for p in unlearned.parameters())}
     assert set(receipt["software"]) == {"unlearnkit", "torch", "numpy", "python"}
@@ -103,6 +103,10 @@ def test_unlearn_writes_a_model_the_factory_loads_and_a_receipt_verify_checks(us
     assert {e["index"] for e in audit["most_exposed"]} <= set(forget)
     assert all(receipt["wall_time_s"][k] > 0 for k in ("unlearn", "evaluation", "audit", "total"))
 
+    again = d / "again"  # the same request (without the audit) gives the same weights: the receipt is reproducible
+    assert main([*user["base"], "--method", "neggrad_plus", "--set", "epochs=3", "--seed", "4", "--device", "cpu",
+                 "--out", str(again)]) == 0
+    assert json.loads((again / "receipt.json").read_text())["hashes"] == hashes
     capsys.readouterr()
     assert main(["verify", str(out / "receipt.json"), "--weights", str(out / "model.safetensors")]) == 0
     assert capsys.readouterr().out.startswith("OK:")
@@ -182,6 +186,7 @@ def _bad(tmp_path: Path, user: dict, name: str) -> list[str]:
         "audit_k": lambda: base + ["--audit", "2"] + method,
         "train_recipe": lambda: base + ["--train", "optimizer=lbfgs"] + method,
         "data_arg": lambda: base + ["--data-arg", "n=3"] + method,
+        "threads": lambda: base + ["--threads", "0"] + method,
     }
     return cases[name]()
 
@@ -198,7 +203,7 @@ BAD = {
     "npz_unknown": "unknown arrays ['labels']", "npz_no_y": "has x but not y", "npz_labels": "labels must be in [0, 2]",
     "npz_not_npz": "is not an .npz file", "method": "unknown method 'forgetful'",
     "hyperparameter": "lr must be of type float", "audit_k": "K >= 3", "train_recipe": "--train: optimizer 'lbfgs'",
-    "data_arg": "--data-arg applies to --data-factory only",
+    "data_arg": "--data-arg applies to --data-factory only", "threads": "--threads must be >= 1",
 }
 
 

@@ -160,6 +160,7 @@ def unlearn_with_receipt(
                    "train_recipe": None if recipe is None else recipe.to_dict()},
         "seed": int(seed),
         "device": str(resolve_device(device)),
+        "threads": torch.get_num_threads(),  # CPU results depend on it (float reduction order)
         "hashes": {"input_weights_sha256": input_hash, "output_weights_sha256": weights_sha256(unlearned),
                    "forget_indices_sha256": None if forget_indices is None else indices_sha256(forget_indices),
                    "forget_samples_sha256": samples_sha256(task.forget, forget_indices),

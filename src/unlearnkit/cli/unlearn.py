@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from ..bench.runtime import apply_threads
 from ..errors import HyperparameterError, UnlearnkitError
 from ..io import save_model
 from ..methods import get_method
@@ -62,6 +63,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="hyperparameter of the method, e.g. --set lr=0.01 (repeatable)")
     u.add_argument("--seed", type=int, default=0, help="seed of the unlearning run (default 0)")
     u.add_argument("--device", default="auto", help="auto (default), cpu, cuda, cuda:1 ...")
+    u.add_argument("--threads", type=int, default=1,
+                   help="torch CPU threads (default 1; the thread count changes float rounding, so the same seed, "
+                        "device and threads give the same output weights)")
     u.add_argument("--train", dest="train_sets", action="append", default=[], metavar="KEY=VALUE",
                    help="how your model was trained (epochs, lr, optimizer, batch_size, momentum, weight_decay, "
                         "schedule): the recipe of the audit's shadow models and of the retrain method (repeatable)")
@@ -94,6 +98,8 @@ def _check_args(args: argparse.Namespace) -> None:
                               "no receipt is overwritten")
     if args.audit and args.audit < 3:
         raise UnlearnkitError(f"--audit K needs K >= 3 shadow pairs, got {args.audit}")
+    if args.threads < 1:
+        raise UnlearnkitError(f"--threads must be >= 1, got {args.threads}")
     if args.data_arg and not args.data_factory:
         raise UnlearnkitError("--data-arg applies to --data-factory only")
 
@@ -114,6 +120,7 @@ def _inputs_record(args: argparse.Namespace, model_args: dict, data_args: dict) 
 def main(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     _check_args(args)
+    apply_threads(args.threads)
     model_args, data_args = _kwargs(args.model_arg, "--model-arg"), _kwargs(args.data_arg, "--data-arg")
     hyperparameters = dict(_key_values(args.sets, "--set"))
     get_method(args.method, **hyperparameters)  # unknown method or bad hyperparameter: fail before loading
