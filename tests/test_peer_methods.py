@@ -296,3 +296,51 @@ def test_ssd_default_alpha_scales_with_the_forget_fraction(toy_class):
     fixed = get_method("ssd", alpha=10.0)
     fixed.unlearn(model, task, seed=0, device="cpu")
     assert fixed.alpha == 10.0
+
+
+def test_salun_reference_order_runs_forget_batches_first_with_fresh_uniform_labels(toy_random, monkeypatch):
+    from torch.nn import functional as F
+
+    from unlearnkit.methods import salun as salun_module
+
+    model, data = toy_random
+    task = data.task
+    seen = []
+    real = F.cross_entropy
+
+    def spy(logits, target, *a, **k):
+        seen.append((len(target), target.clone()))
+        return real(logits, target, *a, **k)
+
+    monkeypatch.setattr(salun_module.F, "cross_entropy", spy)
+    get_method("salun", order="forget_then_retain", epochs=2, batch_size=16).unlearn(model, task, seed=0, device="cpu")
+    n_forget = -(-len(task.forget) // 16)
+    n_retain = -(-len(task.retain) // 16)
+    seen = seen[n_forget:]  # the saliency pass over the forget batches comes first
+    assert len(seen) == 2 * (n_forget + n_retain)
+    forget_labels = [t for _, t in seen[:n_forget]]
+    second = [t for _, t in seen[n_forget + n_retain:2 * n_forget + n_retain]]
+    assert sum(len(t) for t in forget_labels) == len(task.forget)
+    drawn = torch.cat(forget_labels)
+    assert not torch.equal(drawn.sort().values, torch.cat(second).sort().values)  # labels redrawn each epoch
+    retain_targets = torch.cat([t for _, t in seen[n_forget:n_forget + n_retain]])
+    assert torch.equal(retain_targets.sort().values, task.retain.y.sort().values)
+
+
+def test_scrub_step_decay_follows_the_reference_milestones(toy_class):
+    from unlearnkit.errors import HyperparameterError
+
+    model, data = toy_class
+    method = get_method("scrub", lr_decay_epochs="2,3", epochs=4, msteps=1)
+    method.unlearn(model, data.task, seed=0, device="cpu")
+    lrs = []
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+    sched = method.make_scheduler(opt)
+    for _ in range(4):
+        lrs.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    assert lrs == pytest.approx([1.0, 1.0, 0.1, 0.01])  # reference: epoch e (1-based) > milestone -> x0.1
+    assert get_method("scrub").make_scheduler(opt) is None
+    with pytest.raises(HyperparameterError, match="comma-separated integers"):
+        get_method("scrub", lr_decay_epochs="5;8").make_scheduler(opt)
