@@ -214,3 +214,17 @@ def test_run_help_shows_default_methods_and_each_scenario_option(capsys):
     assert "--goal {misclassify,relabel}" in out
     # a flag shared by scenarios with different meanings explains each
     assert "backdoor: class the poisoned samples are relabelled to" in out and "label: class the flipped" in out
+
+
+def test_tuning_shows_a_progress_bar_per_method(tmp_path, capsys):
+    from unlearnkit.bench.tune import tune_spec
+
+    data = {**SPEC, "seeds": [0], "scenarios": SPEC["scenarios"][:1], "methods": ["original", "retrain", "ga"],
+            "method_params": {}, "search": {"ga": {"lr": {"low": 1e-3, "high": 1e-1, "log": True}}},
+            "tune": {"trials": 2, "seeds": [1000]}}
+    spec = tmp_path / "t.yaml"
+    spec.write_text(yaml.safe_dump(data))
+    with ResultStore(tmp_path / "t.sqlite") as store:
+        tune_spec(load_spec(spec), store, {}, cache=ModelCache(tmp_path / "cache"), progress=True)
+    err = capsys.readouterr().err
+    assert "tuning ga on synthetic/mlp/random" in err and "2/2" in err and "best gap" in err

@@ -18,8 +18,10 @@ them into ``method_params`` (so tuned cells get their own cell keys).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
+import sys
 from dataclasses import replace
 from typing import Any, Callable, Optional
 
@@ -85,9 +87,10 @@ def _suggest(trial, name: str, rng: dict) -> Any:
 
 def tune_spec(spec: BenchSpec, store: ResultStore, fixed_params: dict[str, dict], *, cache: Optional[ModelCache] = None,
               trials: Optional[int] = None, methods: Optional[list[str]] = None,
-              say: Callable[[str], None] = lambda s: None) -> dict[tuple[str, str], dict]:
+              say: Callable[[str], None] = lambda s: None, progress: bool = False) -> dict[tuple[str, str], dict]:
     """Tune every (experiment, method) with a search space that has no stored result yet.
-    Returns (group, method) -> best params for all of them (stored or new)."""
+    Returns (group, method) -> best params for all of them (stored or new). ``progress`` shows a bar
+    per tuned method (trials done, best validation gap so far)."""
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -126,7 +129,9 @@ def tune_spec(spec: BenchSpec, store: ResultStore, fixed_params: dict[str, dict]
                 return value if math.isfinite(value) else 1.0
 
             study = optuna.create_study(direction="minimize", sampler=optuna.samplers.TPESampler(seed=0))
-            study.optimize(objective, n_trials=n_trials, timeout=spec.tune.timeout_s, catch=(Exception,))
+            with _trial_bar(progress, n_trials, f"tuning {method} on {group}") as callback:
+                study.optimize(objective, n_trials=n_trials, timeout=spec.tune.timeout_s, catch=(Exception,),
+                               callbacks=[callback])
             done = [t for t in study.trials if t.value is not None]
             if not done:
                 raise UnlearnkitError(f"tuning {method} on {group}: every trial failed; check the search space")
@@ -141,8 +146,31 @@ def tune_spec(spec: BenchSpec, store: ResultStore, fixed_params: dict[str, dict]
     return out
 
 
+@contextlib.contextmanager
+def _trial_bar(enabled: bool, total: int, desc: str):
+    """An Optuna callback that advances a progress bar (on stderr) after every trial."""
+    if not enabled:
+        yield lambda study, trial: None
+        return
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=total, desc=desc, unit="trial", file=sys.stderr)
+
+    def callback(study, trial) -> None:
+        bar.update(1)
+        values = [t.value for t in study.trials if t.value is not None]
+        if values:
+            bar.set_postfix_str(f"best gap {100 * min(values):.2f} pts")
+
+    try:
+        yield callback
+    finally:
+        bar.close()
+
+
 def load_spec_with_tuning(path, store: ResultStore, *, cache: Optional[ModelCache] = None, tune: bool = True,
-                          trials: Optional[int] = None, say: Callable[[str], None] = lambda s: None) -> BenchSpec:
+                          trials: Optional[int] = None, say: Callable[[str], None] = lambda s: None,
+                          progress: bool = False) -> BenchSpec:
     """Load a spec; when it has search spaces, tune what is not tuned yet (or, with ``tune=False``,
     use whatever is stored) and return the spec with the tuned values merged in."""
     import yaml
@@ -155,7 +183,7 @@ def load_spec_with_tuning(path, store: ResultStore, *, cache: Optional[ModelCach
     fixed = {m: METHODS.get(m).Params.typed_overrides(dict(v or {}), owner=m)
              for m, v in (raw.get("method_params") or {}).items()}
     if tune:
-        tuned = tune_spec(spec, store, fixed, cache=cache, trials=trials, say=say)
+        tuned = tune_spec(spec, store, fixed, cache=cache, trials=trials, say=say, progress=progress)
     else:
         tuned = {}
         for config in spec.experiments:

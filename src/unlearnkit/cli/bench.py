@@ -86,9 +86,13 @@ def main(args: argparse.Namespace) -> int:
     if args.dry_run:
         return dry_run(args, spec)
     say = (lambda s: None) if args.quiet else (lambda s: print(s, file=sys.stderr))
-    with ResultStore(store_path(args, spec.name)) as store:
+    from tqdm.contrib.logging import logging_redirect_tqdm
+
+    # log lines (warnings of a cell, say) print above the progress bars instead of onto them
+    with ResultStore(store_path(args, spec.name)) as store, logging_redirect_tqdm():
         cache = cache_from_args(args)
-        spec = load_spec_with_tuning(args.spec, store, cache=cache, tune=not args.no_tune, say=say)
+        spec = load_spec_with_tuning(args.spec, store, cache=cache, tune=not args.no_tune, say=say,
+                                     progress=not args.quiet)
         spec = restrict(spec, args)
         summary = run_bench(spec, store, cache=cache, workers=args.workers,
                             backend=args.backend, ray_address=args.ray_address, retry_failed=args.retry_failed,

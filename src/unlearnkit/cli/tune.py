@@ -43,7 +43,7 @@ def main(args: argparse.Namespace) -> int:
     say = (lambda s: None) if args.quiet else (lambda s: print(s, file=sys.stderr))
     with ResultStore(store_path(args, spec.name)) as store:
         tuned = tune_spec(spec, store, fixed, cache=cache_from_args(args), trials=args.trials, methods=args.methods,
-                          say=say)
+                          say=say, progress=not args.quiet)
     for (grp, method), params in sorted(tuned.items()):
         print(f"{grp}\t{method}\t{json.dumps(params)}")
     return 0
