@@ -3,6 +3,7 @@ Shrink, Fisher). Not a method: modules starting with ``_`` are not auto-register
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Optional
 
 import torch
@@ -13,6 +14,21 @@ from ..data.split import Split
 from ..errors import DataError
 from ..utils import eval_mode  # noqa: F401  (re-exported for the peer methods)
 from ._gradients import gradient_sum
+from .base import IterativeParams, hp
+
+_ARGS = "Jia et al. / SalUn / RUM reference arg_parser.py"
+
+
+@dataclass
+class ReferenceSGDParams(IterativeParams):
+    """Optimiser settings shared by the methods of the Jia et al. code lineage (FT, GA, l1-sparse,
+    NegGrad+, RL, SalUn): SGD with momentum 0.9 and weight decay 5e-4; the batch size is ours."""
+
+    optimizer: str = hp("sgd", "optimiser", _ARGS, choices=("sgd", "adam"))
+    momentum: float = hp(0.9, "SGD momentum", _ARGS)
+    weight_decay: float = hp(5e-4, "weight decay", _ARGS)
+    batch_size: int = hp(64, "mini-batch size", "ours: the batch size of the original models' recipes "
+                         "(the reference arg_parser.py uses 256 for CIFAR-10)")
 
 
 def kl_teacher_student(student_logits: torch.Tensor, teacher_probs: torch.Tensor, temperature: float = 1.0

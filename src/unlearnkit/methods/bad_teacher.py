@@ -54,6 +54,7 @@ class BadTeacherParams(IterativeParams):
     optimizer: str = hp("adam", "optimiser", "reference code", choices=("sgd", "adam"))
     weight_decay: float = hp(0.0, "weight decay", "reference code (Adam without weight decay)")
     batch_size: int = hp(256, "mini-batch size", "reference notebook")
+    momentum: float = hp(0.9, "SGD momentum (used only with optimizer=sgd)", "unused: the optimiser is Adam")
     temperature: float = hp(1.0, "KL temperature T", "reference code")
     retain_fraction: float = hp(1.0, "fraction of the retain set distilled from the original",
                                 "tuned on digits/cnn (reference notebook 0.3), see BENCHMARKS.md#tuning-of-method-defaults", ge=0, le=1)

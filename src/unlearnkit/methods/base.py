@@ -182,7 +182,7 @@ class SelectionParams(Hyperparameters):
     first/second-order updates accept (read by ``UnlearningMethod.selection_mask``)."""
 
     select: str = hp("all", "update only these parameters (SAPS, arXiv 2504.06398; see methods/selection.py); "
-                     "all = no restriction", choices=SCORES)
+                     "all = no restriction", "off by default: the method as published", choices=SCORES)
     select_fraction: float = hp(0.05, "fraction of parameter entries kept by select (hessian/fisher/grad/random)",
                                 "SAPS paper uses a few percent", gt=0, le=1)
 

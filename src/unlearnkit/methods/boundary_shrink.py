@@ -55,6 +55,9 @@ class BoundaryShrinkParams(IterativeParams):
     lr: float = hp(3e-4, "SGD learning rate", "tuned on digits/cnn (reference 1e-5), see BENCHMARKS.md#tuning-of-method-defaults")
     weight_decay: float = hp(0.0, "weight decay", "reference (SGD without weight decay)")
     eps: float = hp(0.1, "FGSM step size (L-inf)", "reference bound")
+    batch_size: int = hp(64, "mini-batch size", "reference (Boundary Unlearning code)")
+    optimizer: str = hp("sgd", "optimiser", "reference (SGD)", choices=("sgd", "adam"))
+    momentum: float = hp(0.9, "SGD momentum", "reference")
 
 
 @register_method

@@ -41,7 +41,8 @@ from .base import ClosedFormMethod, SelectionParams, hp, register_method
 class CorrectionParams(SelectionParams):
     """Options shared by the first- and second-order updates."""
 
-    batch_size: int = hp(256, "batch size of the gradient computations (does not change the result)")
+    batch_size: int = hp(256, "batch size of the gradient computations (does not change the result)",
+                         "ours: memory/speed only")
 
 
 @dataclass

@@ -108,7 +108,7 @@ class FisherParams(Hyperparameters):
                                 "reference code")
     forget_class_reset: bool = hp(True, "zero the forgotten class's output row (class scenario only)",
                                   "reference class-forgetting code")
-    batch_size: int = hp(64, "examples per per-example-gradient batch")
+    batch_size: int = hp(64, "examples per per-example-gradient batch", "ours: memory/speed only, the result does not depend on it")
     max_samples: int = hp(256, "random retain examples the Fisher is computed on (0 = all)",
                           "our choice for speed (reference: the whole retain set; exact per-example Fisher costs "
                           "one gradient per example and class)")

@@ -19,11 +19,12 @@ from dataclasses import dataclass
 
 from torch.nn import functional as F
 
-from .base import IterativeMethod, IterativeParams, hp, register_method
+from ._peer_utils import ReferenceSGDParams
+from .base import IterativeMethod, hp, register_method
 
 
 @dataclass
-class FTParams(IterativeParams):
+class FTParams(ReferenceSGDParams):
     epochs: int = hp(10, "fine-tuning epochs on retain", "Jia et al. 2023 scripts (--unlearn_epochs 10)")
     lr: float = hp(0.01, "SGD learning rate", "Jia et al. 2023 scripts")
 

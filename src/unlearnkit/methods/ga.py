@@ -16,11 +16,12 @@ from dataclasses import dataclass
 
 from torch.nn import functional as F
 
-from .base import IterativeMethod, IterativeParams, hp, register_method
+from ._peer_utils import ReferenceSGDParams
+from .base import IterativeMethod, hp, register_method
 
 
 @dataclass
-class GAParams(IterativeParams):
+class GAParams(ReferenceSGDParams):
     epochs: int = hp(5, "ascent epochs on forget", "Jia et al. 2023 scripts")
     lr: float = hp(0.01, "SGD learning rate", "tuned (reference 1e-4), see BENCHMARKS.md#tuning-of-method-defaults")
 

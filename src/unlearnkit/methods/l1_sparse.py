@@ -17,11 +17,12 @@ from dataclasses import dataclass
 import torch
 from torch.nn import functional as F
 
-from .base import IterativeMethod, IterativeParams, hp, register_method
+from ._peer_utils import ReferenceSGDParams
+from .base import IterativeMethod, hp, register_method
 
 
 @dataclass
-class L1SparseParams(IterativeParams):
+class L1SparseParams(ReferenceSGDParams):
     epochs: int = hp(10, "fine-tuning epochs on retain", "Jia et al. 2023 scripts")
     lr: float = hp(0.03, "SGD learning rate", "tuned (reference 0.01), see BENCHMARKS.md#tuning-of-method-defaults")
     alpha: float = hp(1e-3, "initial L1 weight, decayed linearly to 0", "tuned (reference 1e-4), see BENCHMARKS.md#tuning-of-method-defaults")

@@ -25,11 +25,12 @@ from dataclasses import dataclass
 
 from torch.nn import functional as F
 
-from .base import IterativeMethod, IterativeParams, hp, register_method
+from ._peer_utils import ReferenceSGDParams
+from .base import IterativeMethod, hp, register_method
 
 
 @dataclass
-class NegGradPlusParams(IterativeParams):
+class NegGradPlusParams(ReferenceSGDParams):
     epochs: int = hp(5, "epochs over the retain set", "Unlearn-Sparse / RUM command (--unlearn_epochs 5)")
     lr: float = hp(0.03, "SGD learning rate", "tuned, see BENCHMARKS.md#tuning-of-method-defaults")
     alpha: float = hp(0.9, "weight of the retain loss; 1 - alpha weighs the forget ascent",

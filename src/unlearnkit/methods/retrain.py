@@ -18,9 +18,11 @@ from .base import Hyperparameters, UnlearningMethod, hp, register_method
 
 @dataclass
 class RetrainParams(Hyperparameters):
-    epochs: Optional[int] = hp(None, "epochs; None = the original model's recipe (task.recipe)")
-    lr: float = hp(0.05, "learning rate when the task carries no recipe")
-    optimizer: str = hp("sgd", "optimiser when the task carries no recipe", choices=("sgd", "adam"))
+    epochs: Optional[int] = hp(None, "epochs; None = the original model's recipe (task.recipe)",
+                               "Retrain repeats the original training")
+    lr: float = hp(0.05, "learning rate when the task carries no recipe", "TrainRecipe default (training.py)")
+    optimizer: str = hp("sgd", "optimiser when the task carries no recipe", "TrainRecipe default (training.py)",
+                        choices=("sgd", "adam"))
 
 
 @register_method

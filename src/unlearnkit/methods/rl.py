@@ -19,7 +19,8 @@ import torch
 from torch.nn import functional as F
 
 from ..data.split import Split
-from .base import IterativeMethod, IterativeParams, hp, register_method
+from ._peer_utils import ReferenceSGDParams
+from .base import IterativeMethod, hp, register_method
 
 
 def random_wrong_labels(y: torch.Tensor, num_classes: int, generator: torch.Generator) -> torch.Tensor:
@@ -29,7 +30,7 @@ def random_wrong_labels(y: torch.Tensor, num_classes: int, generator: torch.Gene
 
 
 @dataclass
-class RLParams(IterativeParams):
+class RLParams(ReferenceSGDParams):
     epochs: int = hp(10, "epochs over forget(random labels) + retain", "Fan et al. 2024 scripts")
     lr: float = hp(0.003, "SGD learning rate", "tuned (reference 0.01), see BENCHMARKS.md#tuning-of-method-defaults")
 

@@ -38,8 +38,8 @@ from torch import nn
 from torch.nn import functional as F
 
 from ..data.split import Split
-from ._peer_utils import summed_batch_gradients
-from .base import IterativeParams, hp, register_method
+from ._peer_utils import ReferenceSGDParams, summed_batch_gradients
+from .base import hp, register_method
 from .rl import RandomLabel
 
 
@@ -62,7 +62,7 @@ def saliency_mask(model: nn.Module, forget: Split, fraction: float, batch_size: 
 
 
 @dataclass
-class SalUnParams(IterativeParams):
+class SalUnParams(ReferenceSGDParams):
     epochs: int = hp(10, "epochs over forget(random labels) + retain", "SalUn reference scripts (CIFAR-10)")
     lr: float = hp(0.001, "SGD learning rate", "tuned on digits/cnn (reference 0.013), see BENCHMARKS.md#tuning-of-method-defaults")
     order: str = hp("mixed", "mixed: forget (wrong labels drawn once) shuffled with retain; forget_then_retain: "

@@ -77,6 +77,7 @@ class SCARParams(IterativeParams):
     batch_size: int = hp(1024, "forget and surrogate batch size", _REF)
     optimizer: str = hp("adam", "optimiser", "SCAR reference Unlearning_methods.py", choices=("sgd", "adam"))
     weight_decay: float = hp(0.0, "weight decay", _REF)
+    momentum: float = hp(0.9, "SGD momentum (used only with optimizer=sgd)", "unused: the optimiser is Adam")
     temperature: float = hp(1.0, "teacher temperature T (the student is not scaled, as in the reference)", _REF)
     lambda_1: float = hp(1.0, "weight of the Mahalanobis forget term", _REF)
     lambda_2: float = hp(1.0, "weight of the distillation term", _TUNED)

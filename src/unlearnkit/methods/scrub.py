@@ -51,6 +51,7 @@ class SCRUBParams(IterativeParams):
                                 "SCRUB reference large-scale del_batch_size (small-scale forget_bs: 64)")
     lr_decay_epochs: str = hp("", "comma-separated epochs after which the lr is multiplied by 0.1 (empty: none)",
                               "SCRUB reference small-scale: 5,8,9 (ours: none, see module docstring)")
+    momentum: float = hp(0.9, "SGD momentum (used only with optimizer=sgd)", "unused: the optimiser is Adam")
     temperature: float = hp(2.0, "distillation temperature T", "SCRUB reference (small scale)")
     gamma: float = hp(1.0, "weight of the retain cross-entropy in min-steps", "SCRUB reference (small scale)")
     alpha: float = hp(0.5, "weight of the retain KL to the teacher in min-steps", "SCRUB reference (small scale)")

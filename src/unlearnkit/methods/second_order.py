@@ -51,7 +51,7 @@ from .selection import hutchinson_diag
 @dataclass
 class SecondOrderParams(CorrectionParams):
     solver: str = hp("cg", "how H^-1 is applied: conjugate gradient with HVPs, or damped Hutchinson diagonal",
-                     choices=("cg", "diag"))
+                     "ours: cg applies H^-1 exactly up to its tolerance; diag is the cheaper approximation", choices=("cg", "diag"))
     damping: float = hp(0.1, "added to the mean-loss Hessian (lambda I)", "our tuning on digits/cnn label")
     scale: float = hp(1.0, "multiplier of the Newton step (1 = the paper's update)", "paper")
     cg_iters: int = hp(50, "maximum conjugate-gradient iterations (HVPs)", "our choice")

@@ -66,8 +66,9 @@ def learn_error_maximizing_noise(model, shape: tuple[int, ...], label: int, step
 
 @dataclass
 class UNSIRParams(IterativeParams):
-    epochs: int = hp(11, "ignored: always impair_epochs + repair_epochs")
-    forget_class: int = hp(-1, "class to forget; -1 = task.metadata['forget_class'] or the forget labels")
+    epochs: int = hp(11, "ignored: always impair_epochs + repair_epochs", "derived: 1 + 10")
+    forget_class: int = hp(-1, "class to forget; -1 = task.metadata['forget_class'] or the forget labels",
+                           "read from the task by default")
     noise_steps: int = hp(40, "Adam steps learning the noise", "reference notebook (5 epochs x 8 steps)")
     noise_lr: float = hp(0.1, "Adam learning rate of the noise", "reference notebook")
     lam: float = hp(10.0, "L2 penalty weight on the noise", "tuned: {0.1 (reference), 1, 10} on digits/cnn")
@@ -81,6 +82,7 @@ class UNSIRParams(IterativeParams):
     repair_epochs: int = hp(10, "epochs on the retain subset", "tuned: {1 (reference), 5, 10} on digits/cnn")
     lr: float = hp(0.01, "repair learning rate", "reference notebook")
     optimizer: str = hp("adam", "optimiser of impair and repair", "reference notebook", choices=("sgd", "adam"))
+    momentum: float = hp(0.9, "SGD momentum (used only with optimizer=sgd)", "unused: the optimiser is Adam")
     weight_decay: float = hp(0.0, "weight decay", "reference notebook")
     batch_size: int = hp(32, "mini-batch size of impair and repair", "tuned (reference 256: one repair step on our ~200-example retain subsets)")
 
