@@ -71,7 +71,7 @@ def test_scar_pulls_forget_embeddings_to_their_nearest_wrong_class(toy_random):
     def target_distance(net):
         method.model, method.head = net, [m for m in net.modules() if isinstance(m, torch.nn.Linear)][-1]
         with torch.no_grad():
-            d = method.distances(method.embed(task.forget.x)[0])
+            d = method.distances(method.embed(task.forget.x))
         return d, d.gather(1, method.target_columns[:, None]).squeeze(1)
 
     before_all, before = target_distance(model.eval())

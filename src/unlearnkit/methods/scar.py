@@ -98,16 +98,16 @@ class SCAR(IterativeMethod):
     Params = SCARParams
     requires = ("forget", "retain")
 
-    def embed(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(Tukey-transformed embedding, logits) of ``x`` under the model being unlearned."""
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        """Tukey-transformed embedding of ``x`` (the classifier's input) under the model being unlearned."""
         seen = []
         handle = self.head.register_forward_pre_hook(lambda _m, args: seen.append(args[0]))
         try:
-            logits = self.model(x)
+            self.model(x)
         finally:
             handle.remove()
         e = seen[0].flatten(1)
-        return torch.sign(e) * e.abs().clamp_min(1e-12) ** self.params.delta, logits
+        return torch.sign(e) * e.abs().clamp_min(1e-12) ** self.params.delta
 
     def distances(self, e: torch.Tensor) -> torch.Tensor:
         """Modified Mahalanobis distance of each row of ``e`` to every candidate class: (N, K)."""
@@ -118,7 +118,7 @@ class SCAR(IterativeMethod):
         p = self.params
         self.head = classifier_input(model)
         with eval_mode(model), torch.no_grad():
-            emb = torch.cat([self.embed(x)[0] for x, _ in task.retain.batches(p.batch_size, shuffle=False)])
+            emb = torch.cat([self.embed(x) for x, _ in task.retain.batches(p.batch_size, shuffle=False)])
             labels = task.retain.y
             self.classes = sorted(int(c) for c in labels.unique())
             means, precisions = [], []
@@ -130,7 +130,7 @@ class SCAR(IterativeMethod):
                 precisions.append(torch.linalg.pinv(cov / (sigma[:, None] * sigma[None])))
                 means.append(rows.mean(0))
             self.means, self.precisions = torch.stack(means), torch.stack(precisions)
-            dist = self.distances(self.embed(task.forget.x)[0])
+            dist = self.distances(self.embed(task.forget.x))
         candidates = torch.tensor(self.classes, device=dist.device)
         dist[candidates[None, :] == task.forget.y[:, None]] = float("inf")  # never the own label
         self.target_columns = dist.argmin(1)
@@ -163,10 +163,10 @@ class SCAR(IterativeMethod):
         student = self.model(s)
         if self.removed:
             keep = ~torch.isin(teacher.argmax(1), torch.tensor(self.removed, device=s.device))
-            teacher, student = teacher[keep], student[keep]
-            teacher[:, self.removed] = teacher.min() if len(teacher) else 0.0
-            if len(teacher) == 0:
+            if not keep.any():  # every surrogate input looks like a forgotten class: nothing to distil
                 return student.sum() * 0.0
+            teacher, student = teacher[keep], student[keep]
+            teacher[:, self.removed] = teacher.min()
         log_t = F.log_softmax(teacher / self.params.temperature, dim=1)
         return F.kl_div(F.log_softmax(student, dim=1), log_t, reduction="batchmean", log_target=True)
 
@@ -177,7 +177,7 @@ class SCAR(IterativeMethod):
         for rows in order.split(p.batch_size):
             x, y, cols = forget.x[rows], forget.y[rows], self.target_columns[rows]
             for _ in range(p.surrogate_steps):
-                d = self.distances(self.embed(x)[0]).gather(1, cols[:, None]).squeeze(1)
+                d = self.distances(self.embed(x)).gather(1, cols[:, None]).squeeze(1)
                 loss = p.lambda_1 * (weights[y] * d).mean() + p.lambda_2 * self.distill_loss(self.surrogate_batch())
                 self.update(loss)
 

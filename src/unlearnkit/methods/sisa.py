@@ -80,7 +80,7 @@ class SISAEnsemble(nn.Module):
     def load_checkpoint(self, s: int, r: int) -> None:
         state, start = self.shards[s].state_dict(), 0
         flat = self.checkpoints[s, r]
-        for k, v in state.items():
+        for v in state.values():
             v.copy_(flat[start:start + v.numel()].view_as(v).to(v.dtype))
             start += v.numel()
 
