@@ -42,4 +42,4 @@ def test_readme_unlearn_example_runs_as_pasted(tmp_path):
     assert "OK:" in proc.stdout
     receipt = json.loads((tmp_path / "deletion-1" / "receipt.json").read_text())
     assert receipt["no_op"] is False
-    assert receipt["metrics"]["after"]["forget_acc"] < receipt["metrics"]["before"]["forget_acc"]
+    assert receipt["metrics"]["after"]["forget_loss"] > receipt["metrics"]["before"]["forget_loss"]
