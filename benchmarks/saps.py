@@ -9,7 +9,8 @@ The step hyperparameter of each (method, selection) variant (first_order: tau, s
 ga / ft: lr) is tuned on the first seed from a small grid by the smallest avg gap to Retrain, then
 used for every seed (the first seed's row is that of the tuning run). Times are wall seconds of the
 unlearning call plus the selection scores (the mask is computed once per seed and selection - exactly
-as the method computes it - and injected, so tuning does not recompute it), on one thread.
+as the method computes it - and injected, so tuning does not recompute it), on one thread (the
+threading policy of every command, bench/runtime.py).
 
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/saps.py --dataset digits --model cnn --scenario label \\
         --methods first_order,second_order --seeds 0,1,2 --out /tmp/saps/digits-label \\
@@ -31,6 +32,7 @@ import torch
 from unlearnkit.bench.cache import ModelCache
 from unlearnkit.bench.experiment import Experiment, ExperimentConfig
 from unlearnkit.bench.report import summarize
+from unlearnkit.bench.runtime import runtime_record
 from unlearnkit.evaluation import CORE_METRICS
 from unlearnkit.methods import get_method
 from unlearnkit.methods.selection import last_layer_mask, mask_fraction, select_params, selection_data
@@ -78,7 +80,7 @@ def gap(row: dict, ref: dict) -> float:
     return float(np.mean([abs(row[m] - ref[m]) for m in CORE_METRICS]))
 
 
-def main() -> None:
+def parse_args() -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--dataset", default="digits")
     ap.add_argument("--model", default="cnn")
@@ -91,11 +93,54 @@ def main() -> None:
     ap.add_argument("--set", action="append", default=[], help="METHOD.KEY=VALUE fixed hyperparameters")
     ap.add_argument("--out", required=True)
     ap.add_argument("--cache-dir", default=None)
-    args = ap.parse_args()
+    return ap.parse_args()
 
-    seeds = [int(s) for s in args.seeds.split(",")]
+
+def run_seed(exp: Experiment, args: argparse.Namespace, seed: int, fixed: dict, tuned: dict) -> list[dict]:
+    """The rows of one seed: original, retrain, and every (method, selection) variant, each tuned on
+    the first seed that runs it (``tuned`` records the chosen step value)."""
+    ctx = exp.prepare(seed)
+    ref = exp.run_method(ctx, "retrain")
+    rows = [dict(exp.run_method(ctx, "original"), variant="original", select="-"),
+            dict(ref, variant="retrain", select="-")]
+    ll = mask_fraction(last_layer_mask(ctx.original))
     fractions = [float(f) for f in args.fractions.split(",")]
-    methods = args.methods.split(",")
+    for name in args.methods.split(","):
+        knob, grid = GRIDS[name]
+        for label, score, frac in variants(fractions, ll, args.extra_scores_at):
+            vkey = f"{name}/{label}"
+            params = {**fixed.get(name, {}), "select": score, "select_fraction": min(frac, 1.0)}
+            mask, sel_s = selection(ctx, score, frac, seed, exp.device)
+
+            def run(value):
+                method = get_method(name, **params, **{knob: value})
+                if mask is not None:  # the mask the method would compute, computed once per seed
+                    method.selection_mask = lambda m, t: mask
+                with Timer() as t:
+                    model = method.unlearn(ctx.original, ctx.data.task, seed=seed, device=exp.device)
+                row = exp.evaluate(model, ctx)
+                row.update(method=vkey, variant=vkey, base=name, select=score, select_fraction=frac,
+                           knob=knob, knob_value=value, scenario=args.scenario, dataset=args.dataset,
+                           model=args.model, seed=seed, time_s=t.seconds + sel_s, select_s=sel_s,
+                           time_source="measured")
+                return row
+
+            if vkey not in tuned:
+                trials = [run(v) for v in grid]
+                row = min(trials, key=lambda r: gap(r, ref) if not math.isnan(gap(r, ref)) else 9.0)
+                tuned[vkey] = row["knob_value"]
+                print(f"[tune seed {seed}] {vkey:45s} " + " ".join(
+                    f"{v:g}:{gap(r, ref) * 100:.1f}" for v, r in zip(grid, trials)), flush=True)
+            else:
+                row = run(tuned[vkey])
+            rows.append(row)
+            print(f"seed {seed} {vkey:45s} {knob}={tuned[vkey]:g} gap {100 * gap(row, ref):5.2f} "
+                  f"test {100 * row['test_acc']:.1f} time {row['time_s']:.2f}s", flush=True)
+    return rows
+
+
+def main() -> None:
+    args = parse_args()
     fixed: dict[str, dict] = {}
     for item in args.set:
         key, value = item.split("=", 1)
@@ -103,54 +148,20 @@ def main() -> None:
         fixed.setdefault(m, {})[k] = value
     sopts = dict(kv.split("=", 1) for kv in args.scenario_opt)
     cfg = ExperimentConfig(dataset=args.dataset, model=args.model, scenario=args.scenario,
-                           methods=["original", "retrain"], seeds=seeds, scenario_options=sopts)
+                           methods=["original", "retrain"], seeds=[int(s) for s in args.seeds.split(",")],
+                           scenario_options=sopts)
     exp = Experiment(cfg, cache=ModelCache(args.cache_dir) if args.cache_dir else None, progress=False)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-
     rows: list[dict] = []
     tuned: dict[str, float] = {}
     start = time.perf_counter()
-    for seed in seeds:
-        ctx = exp.prepare(seed)
-        ref = exp.run_method(ctx, "retrain")
-        rows += [dict(exp.run_method(ctx, "original"), variant="original", select="-"), dict(ref, variant="retrain", select="-")]
-        ll = mask_fraction(last_layer_mask(ctx.original))
-        for name in methods:
-            knob, grid = GRIDS[name]
-            for label, score, frac in variants(fractions, ll, args.extra_scores_at):
-                vkey = f"{name}/{label}"
-                params = {**fixed.get(name, {}), "select": score, "select_fraction": min(frac, 1.0)}
-
-                mask, sel_s = selection(ctx, score, frac, seed, exp.device)
-
-                def run(value):
-                    method = get_method(name, **params, **{knob: value})
-                    if mask is not None:  # the mask the method would compute, computed once per seed
-                        method.selection_mask = lambda m, t: mask
-                    with Timer() as t:
-                        model = method.unlearn(ctx.original, ctx.data.task, seed=seed, device=exp.device)
-                    row = exp.evaluate(model, ctx)
-                    row.update(method=vkey, variant=vkey, base=name, select=score, select_fraction=frac,
-                               knob=knob, knob_value=value, scenario=args.scenario, dataset=args.dataset,
-                               model=args.model, seed=seed, time_s=t.seconds + sel_s, select_s=sel_s)
-                    return row
-
-                if vkey not in tuned:
-                    trials = [run(v) for v in grid]
-                    best = min(trials, key=lambda r: gap(r, ref) if not math.isnan(gap(r, ref)) else 9.0)
-                    tuned[vkey] = best["knob_value"]
-                    row = best
-                    print(f"[tune seed {seed}] {vkey:45s} " + " ".join(
-                        f"{v:g}:{gap(r, ref) * 100:.1f}" for v, r in zip(grid, trials)), flush=True)
-                else:
-                    row = run(tuned[vkey])
-                rows.append(row)
-                print(f"seed {seed} {vkey:45s} {knob}={tuned[vkey]:g} gap {100 * gap(row, ref):5.2f} "
-                      f"test {100 * row['test_acc']:.1f} time {row['time_s']:.2f}s", flush=True)
+    for seed in cfg.seeds:
+        rows += run_seed(exp, args, seed, fixed, tuned)
     wall = time.perf_counter() - start
     summary = summarize(rows, ("method",))
-    results = {"args": vars(args), "tuned": tuned, "wall_s": wall, "rows": rows, "summary": summary}
+    results = {"args": vars(args), "tuned": tuned, "wall_s": wall, "rows": rows, "summary": summary,
+               "runtime": runtime_record(exp.device, cfg.threads, workers=1)}
     atomic_write_text(out / "results.json", json.dumps(to_jsonable(results), indent=2))
     atomic_write_text(out / "table.md", render(results))
     print(render(results))

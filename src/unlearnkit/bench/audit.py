@@ -17,41 +17,29 @@ For one dataset / model / scenario (its forget set drawn with ``seed``) and seve
 
 Every trained model goes through the model cache (originals and Retrain share keys with ``run``'s
 where the data agree), so an interrupted audit resumes and a second audit with other methods only
-trains what is new. Models are trained in a process pool (``workers``; 1 = in this process).
+trains what is new. Each model is a job (``audit_jobs``) run on a backend of ``bench.backends``
+(``workers`` processes; 1 = in this process); ``audit_analysis`` turns their statistics into rows.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
-import numpy as np
-
 from .._version import __version__
-from ..data.split import Split
 from ..errors import UnlearnkitError
-from ..evaluation.attacks import LiRA, balanced_keep_matrix, challenge_score, ulira_leave_one_out
-from ..evaluation.attacks.base import model_statistic
-from ..evaluation.registry import MetricInputs, compute_metrics
-from ..methods import METHODS, get_method
-from ..training import train_model
-from ..utils import Timer, seeded, stable_hash
+from ..methods import METHODS
+from .audit_analysis import analyse
+from .audit_jobs import AuditJob, _config_payload, _init_worker, _scenario_pieces, plan_jobs, run_job
+from .backends import get_backend
 from .cache import ModelCache
 from .experiment import Experiment, ExperimentConfig
-from .runtime import plan_workers, runtime_key, runtime_record
+from .runtime import plan_workers, progress_bar, runtime_record
 
 log = logging.getLogger(__name__)
-
-#: seed offsets: unlearning runs and LiRA shadows never share a seed with originals/Retrain
-UNLEARN_SEED = 1000
-SHADOW_SEED = 10_000
-#: metrics computed for every model and reported as the mean over the N challenge runs (the rest of
-#: the registry is computed on the main run only)
-PER_RUN_METRICS = ("forget_acc", "retain_acc", "test_acc", "forget_loss")
 
 
 @dataclass
@@ -74,6 +62,8 @@ class AuditConfig:
     challenge: bool = True
     #: train same-shape models in stacks (bench/audit_stacked.py); False = one by one
     vectorize: bool = True
+    backend: str = "local"       # where the jobs run (bench/backends.py): local or ray
+    address: Optional[str] = None  # Ray cluster address (ray backend)
 
     def validate(self) -> None:
         self.experiment.validate()
@@ -91,6 +81,7 @@ class AuditConfig:
             raise UnlearnkitError("U-LiRA with shared originals reuses the challenge models: do not skip the challenge")
         if self.workers < 0:
             raise UnlearnkitError(f"workers must be >= 0, got {self.workers}")
+        get_backend(self.backend, self.address)  # unknown names fail here, listing the valid ones
 
     @property
     def seed(self) -> int:
@@ -105,256 +96,25 @@ class AuditConfig:
         return d
 
 
-# -- the worker side: one job = one model, returned as statistics ---------------------------------
-_STATE: dict[str, Any] = {}
-
-
-def _init_worker(config: dict, cache_root: Optional[str], cache_enabled: bool) -> None:
-    _STATE.clear()
-    _STATE["config"] = config
-    _STATE["cache"] = ModelCache(cache_root, enabled=cache_enabled)
-
-
-def _context() -> dict[str, Any]:
-    """Per-process shared pieces, built once: experiment, scenario data, pool, keep matrix."""
-    if "exp" not in _STATE:
-        cfg = _STATE["config"]
-        ecfg = ExperimentConfig(**cfg["experiment"])
-        exp = Experiment(ecfg, cache=_STATE["cache"], progress=False)
-        _STATE.update(exp=exp, **_scenario_pieces(exp, cfg))
-    return _STATE
-
-
-def _scenario_pieces(exp: Experiment, cfg: dict) -> dict[str, Any]:
-    from ..scenarios import get_scenario
-
-    seed = cfg["experiment"]["seeds"][0]
-    c = exp.config
-    scenario = get_scenario(c.scenario, **c.scenario_options)
-    data = scenario.build(exp.bundle(), seed)
-    data.task.recipe = c.training_recipe()
-    b = exp.bundle()
-    parts = [data.train] + [s for s in (b.test, b.third_party) if s is not None and len(s)]
-    pool = Split.concat(*parts) if len(parts) > 1 else parts[0]
-    keep = balanced_keep_matrix(cfg["shadow_models"], len(pool), seed=SHADOW_SEED + seed)
-    return {"scenario": scenario, "data": data, "pool": pool, "keep": keep, "n_train": len(data.train)}
-
-
-def _original_key(exp: Experiment, data, k: int) -> dict:
-    return exp.model_key(k, data)
-
-
-def _retrain_key(exp: Experiment, data, j: int) -> dict:
-    return {**exp.model_key(j, data), "kind": "retrain", "forget": stable_hash(data.forget_indices.tolist()),
-            "corrected": None if data.task.corrected is None else stable_hash(data.task.corrected.x.sum().item())}
-
-
-def _get_original(st: dict, k: int):
-    exp, data = st["exp"], st["data"]
-    recipe = exp.config.training_recipe()
-
-    def create():
-        model = exp.new_model(k)
-        with Timer() as t, seeded(k):
-            train_model(model, data.train, recipe, seed=k, device=exp.device)
-        return model.cpu(), {"time_s": t.seconds}
-
-    model, meta = st["cache"].get_or_create(_original_key(exp, data, k), exp.new_model(k), create)
-    return model.eval(), meta
-
-
-def _get_retrain(st: dict, j: int):
-    exp, data = st["exp"], st["data"]
-
-    def create():  # Retrain re-initialises: an untrained model of the architecture is enough
-        with Timer() as t:
-            model = get_method("retrain").unlearn(exp.new_model(j), data.task, seed=j, device=exp.device)
-        return model.cpu(), {"time_s": t.seconds}
-
-    model, meta = st["cache"].get_or_create(_retrain_key(exp, data, j), exp.new_model(j), create)
-    return model.eval(), meta
-
-
-def _shadow_key(st: dict, k: int) -> tuple[dict, np.ndarray]:
-    """Cache key of LiRA shadow ``k`` and the pool rows it trains on."""
-    c = st["exp"].config
-    rows = np.flatnonzero(st["keep"][k])
-    key = {"kind": "lira_shadow", "dataset": c.dataset, "dataset_options": c.dataset_options, "model": c.model,
-           "model_options": c.model_options, "recipe": c.training_recipe().to_dict(),
-           "train": st["data"].train_key, "pool": stable_hash(rows.tolist()), "seed": SHADOW_SEED + k,
-           "runtime": runtime_key(st["exp"].device, c.threads)}
-    return key, rows
-
-
-def _get_shadow(st: dict, k: int):
-    exp, pool = st["exp"], st["pool"]
-    seed = SHADOW_SEED + k
-    key, rows = _shadow_key(st, k)
-
-    def create():
-        model = exp.new_model(seed)
-        with Timer() as t, seeded(seed):
-            train_model(model, pool.subset(rows), exp.config.training_recipe(), seed=seed, device=exp.device)
-        return model.cpu(), {"time_s": t.seconds}
-
-    model, meta = st["cache"].get_or_create(key, exp.new_model(seed), create)
-    return model.eval(), meta
-
-
-def _task_data(st: dict, original):
-    """The worker's scenario data with its own metadata: prepare_task may add what depends on the original."""
-    data = replace(st["data"], task=replace(st["data"].task, metadata=dict(st["data"].task.metadata)))
-    st["scenario"].prepare_task(original, data)
-    return data
-
-
-def _unlearned_key(exp: Experiment, data, method: str, algorithm, k: int, seed: int) -> dict:
-    # resolved hyperparameters (defaults included): a changed default must not reuse a cached model
-    return {"kind": "unlearned", "method": method, "params": algorithm.params.to_dict(),
-            "original": _original_key(exp, data, k), "forget": stable_hash(data.forget_indices.tolist()),
-            "seed": seed, "version": __version__}
-
-
-def _get_unlearned(st: dict, method: str, k: int, seed: int):
-    exp = st["exp"]
-    params = exp.config.method_params.get(method, {})
-    if method == "retrain" and not params:  # Retrain ignores the input weights: share the pool
-        return _get_retrain(st, seed)
-    original, _ = _get_original(st, k)
-    data = _task_data(st, original)
-    algorithm = get_method(method, **params)
-    original = exp.start_model(k, data, original, algorithm)  # SISA: its shard ensemble of original k
-    key = _unlearned_key(exp, data, method, algorithm, k, seed)
-
-    def create():
-        with Timer() as t:
-            model = algorithm.unlearn(original, data.task, seed=seed, device=exp.device)
-        return model.cpu(), {"time_s": t.seconds}
-
-    template = (algorithm.original_template(exp.new_model(k), len(data.train))
-                if getattr(algorithm, "trains_original", False) else exp.new_model(k))
-    model, meta = st["cache"].get_or_create(key, template, create)
-    return model.eval(), meta
-
-
-def run_job(job: tuple) -> dict[str, Any]:
-    """Build (or load) one model and return its statistics. ``job``: (kind, method, k, seed, full)."""
-    st = _context()
-    kind, method, k, seed, full = job
-    t0 = time.perf_counter()
-    if kind == "original":
-        model, meta = _get_original(st, k)
-    elif kind == "retrain":
-        model, meta = _get_retrain(st, k)
-    elif kind == "shadow":
-        model, meta = _get_shadow(st, k)
-    else:
-        model, meta = _get_unlearned(st, method, k, seed)
-    cfg = _STATE["config"]
-    data, pool = st["data"], st["pool"]
-    phi = model_statistic(model, pool, cfg["augment"])
-    out: dict[str, Any] = {"phi": phi, "time_s": float(meta.get("time_s", 0.0)), "cached": bool(meta.get("cached")),
-                           "wall_s": time.perf_counter() - t0}
-    if kind != "shadow":
-        # every model: the metrics averaged over the N challenge runs; the main model: all of them
-        names = None if full else PER_RUN_METRICS
-        reference = _get_retrain(st, 0)[0] if full else None
-        inputs = MetricInputs(data.task, reference=reference, seed=cfg["experiment"]["seeds"][0])
-        out["metrics"], _ = compute_metrics(model, inputs, names)
-        if full:
-            try:
-                out["extra"] = st["scenario"].extra_metrics(model, data)
-            except Exception as exc:  # pragma: no cover - a scenario extra must not sink the audit
-                log.warning("extra metrics failed: %s", exc)
-                out["extra"] = {"extra_metrics": f"skipped: {type(exc).__name__}: {exc}"}
-    return out
-
-
-# -- the driver ------------------------------------------------------------------------------------
-def _jobs(cfg: AuditConfig, methods: list[str]) -> list[tuple]:
-    K, N = cfg.shadow_models, cfg.challenge_models
-    jobs: list[tuple] = []
-    shadow_ulira = cfg.ulira and cfg.ulira_originals == "shadow"
-    need_originals = range(K) if shadow_ulira else range(1)
-    n_retrain = max(K if shadow_ulira else 0, N if cfg.challenge else 0, 1)
-    for k in need_originals:
-        jobs.append(("original", "", k, k, k == 0))
-    for j in range(n_retrain):
-        jobs.append(("retrain", "", j, j, j == 0))
-    if cfg.lira:
-        jobs += [("shadow", "", k, SHADOW_SEED + k, False) for k in range(K)]
-    for m in methods:
-        if m == "original":
-            continue
-        runs = set()
-        if cfg.challenge:
-            runs |= {(0, UNLEARN_SEED + j) for j in range(N)}
-        if shadow_ulira:
-            runs |= {(k, UNLEARN_SEED + k) for k in range(K)}
-        runs.add((0, UNLEARN_SEED))
-        if _is_plain_retrain(cfg, m):  # the model depends on the seed only: one job per seed
-            runs = {(0, s) for _, s in runs}
-        for k, s in sorted(runs, key=lambda r: (r[1], r[0])):
-            jobs.append(("unlearned", m, k, s, (k, s) == (0, UNLEARN_SEED)))
-    # deduplicate (retrain as a method maps onto the pool inside the worker, keep job ids distinct)
-    seen, unique = set(), []
-    for j in jobs:
-        if j[:4] not in seen:
-            seen.add(j[:4])
-            unique.append(j)
-    return unique
-
-
-def _is_plain_retrain(cfg: AuditConfig, method: str) -> bool:
-    return method == "retrain" and not cfg.experiment.method_params.get("retrain")
-
-
-def _execute(jobs: list[tuple], cfg: AuditConfig, cache: ModelCache, progress: bool) -> tuple[dict, dict]:
-    init_args = (_config_payload(cfg), str(cache.root), cache.enabled)
+def _execute(jobs: list[AuditJob], cfg: AuditConfig, cache: ModelCache, progress: bool) -> tuple[dict, dict]:
+    """Run every job on the backend; job id -> statistics, and job id -> error for those that failed
+    (one failing method must not sink the audit)."""
     results: dict[tuple, dict] = {}
     errors: dict[tuple, str] = {}
-    bar = _progress(len(jobs), progress)
-    workers = min(cfg.n_workers(), len(jobs))
-    if workers <= 1:
-        _init_worker(*init_args)
-        for job in jobs:
-            bar.set_postfix_str(_job_name(job))
-            try:
-                results[job[:4]] = run_job(job)
-            except Exception as exc:  # one failing method must not sink the audit
-                errors[job[:4]] = f"{type(exc).__name__}: {exc}"
-                log.warning("%s failed: %s", _job_name(job), errors[job[:4]])
-            bar.update(1)
-        bar.close()
-        return results, errors
-    import multiprocessing as mp
-
-    ctx = mp.get_context("spawn")
-    with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker,
-                             initargs=init_args) as pool:
-        pending = {pool.submit(run_job, job): job for job in jobs}
-        while pending:
-            done, _ = wait(pending, return_when=FIRST_COMPLETED)
-            for fut in done:
-                job = pending.pop(fut)
-                try:
-                    results[job[:4]] = fut.result()
-                except Exception as exc:
-                    errors[job[:4]] = f"{type(exc).__name__}: {exc}"
-                    log.warning("%s failed: %s", _job_name(job), errors[job[:4]])
-                bar.set_postfix_str(_job_name(job))
-                bar.update(1)
+    bar = progress_bar(len(jobs), progress, "audit models")
+    outcomes = get_backend(cfg.backend, cfg.address).run(
+        run_job, jobs, workers=min(cfg.n_workers(), len(jobs)), threads=cfg.experiment.threads,
+        initializer=_init_worker, initargs=(_config_payload(cfg), str(cache.root), cache.enabled))
+    for job, result, error in outcomes:
+        if error is None:
+            results[job.id] = result
+        else:
+            errors[job.id] = error
+            log.warning("%s failed: %s", job.name, error)
+        bar.set_postfix_str(job.name)
+        bar.update(1)
     bar.close()
     return results, errors
-
-
-def _config_payload(cfg: AuditConfig) -> dict:
-    return {"experiment": cfg.experiment.to_dict(), "shadow_models": cfg.shadow_models, "augment": cfg.augment}
-
-
-def _job_name(job: tuple) -> str:
-    kind, method, k, seed, _ = job
-    return f"{method or kind} k={k} seed={seed}"
 
 
 def runnable_methods(exp: Experiment, data) -> tuple[list[str], dict[str, str]]:
@@ -381,7 +141,7 @@ def run_audit(config: AuditConfig, out_dir: str | Path | None = None, *, cache: 
     pieces = _scenario_pieces(exp, _config_payload(config))
     data = pieces["data"]
     methods, skipped = runnable_methods(exp, data)
-    jobs = _jobs(config, methods)
+    jobs = plan_jobs(config, methods)
     log.info("audit: %d models to build or load (K=%d, N=%d, %d workers)", len(jobs), config.shadow_models,
              config.challenge_models, min(config.n_workers(), len(jobs)))
     stacked = {"skipped": "vectorize=False"}
@@ -393,7 +153,7 @@ def run_audit(config: AuditConfig, out_dir: str | Path | None = None, *, cache: 
     for job_id in stacked.pop("trained", []):  # trained in this run (stacked), loaded by its job
         if job_id in results:
             results[job_id]["cached"] = False
-    audit = _analyse(config, methods, pieces, results, errors)
+    audit = analyse(config, methods, pieces, results, errors)
     audit["skipped_methods"] = skipped
     audit["wall_s"] = time.perf_counter() - start
     audit["workers"] = min(config.n_workers(), len(jobs))
@@ -435,143 +195,6 @@ def audit(dataset: str = "digits", model: str = "cnn", scenario: str = "random",
                          workers=workers, **{k: v for k, v in options.items() if k in aud_fields})
     return run_audit(config, out_dir, cache=ModelCache(cache_dir), progress=progress)
 
-
-def _analyse(cfg: AuditConfig, methods: list[str], pieces: dict, results: dict, errors: dict) -> dict[str, Any]:
-    K, N = cfg.shadow_models, cfg.challenge_models
-    data, keep, n_train = pieces["data"], pieces["keep"], pieces["n_train"]
-    f_idx = data.forget_indices
-    n_pool = keep.shape[1]
-    member = np.zeros(n_pool, dtype=bool)
-    member[:n_train] = True
-    nonmember_idx = np.arange(n_train, n_pool)
-    audit: dict[str, Any] = {"K": K, "N": N, "n_forget": int(len(f_idx)), "n_pool": int(n_pool),
-                             "errors": {_job_name((*k, False)): v for k, v in errors.items()},
-                             "per_example": {}, "roc": {}}
-
-    def phi(key):
-        r = results.get(key)
-        return None if r is None else r["phi"]
-
-    lira = None
-    shadow = [phi(("shadow", "", k, SHADOW_SEED + k)) for k in range(K)] if cfg.lira else []
-    if cfg.lira and all(s is not None for s in shadow):
-        lira = LiRA.fit(np.stack(shadow), keep, cfg.variance)
-        target = phi(("original", "", 0, 0))
-        if target is not None:
-            res = lira.attack(target, member)
-            s = res.summary((0.01, 0.001))
-            audit["lira_original"] = {**s, "variance": lira.variance, "K": K}
-            fpr, tpr = res.roc()
-            audit["roc"]["original (members: train)"] = _thin_roc(fpr, tpr)
-    retrained = [phi(("retrain", "", j, j)) for j in range(max(K, N))]
-
-    def unlearned_key(m, k, s):
-        if m == "original":
-            return ("original", "", k, k)
-        if _is_plain_retrain(cfg, m):
-            return ("unlearned", m, 0, s)
-        return ("unlearned", m, k, s)
-
-    rows = []
-    for m in methods:
-        row: dict[str, Any] = {"method": m, "scenario": cfg.experiment.scenario, "dataset": cfg.experiment.dataset,
-                               "model": cfg.experiment.model, "seed": cfg.seed}
-        main = results.get(unlearned_key(m, 0, UNLEARN_SEED))
-        failed = [v for k, v in errors.items() if k[1] == m]
-        if main is None or failed:
-            row["error"] = failed[0] if failed else "no model"
-            rows.append(row)
-            continue
-        # challenge models (the method from Original seed 0, N seeds)
-        runs = [results.get(unlearned_key(m, 0, UNLEARN_SEED + j)) for j in range(N)] if cfg.challenge else [main]
-        runs = [r for r in runs if r is not None] or [main]
-        row.update(main["metrics"])
-        row.update({n: float(np.mean([r["metrics"][n] for r in runs])) for n in PER_RUN_METRICS})
-        row.update(main.get("extra", {}))
-        times = [r["time_s"] for r in runs] if m != "original" else [0.0]
-        row["time_s"] = float(np.mean(times))
-        # a model loaded from the cache carries the time of the run that trained it: no speedup from it
-        row["time_source"] = "cache" if m != "original" and any(r["cached"] for r in runs) else "measured"
-        if lira is not None:
-            target = main["phi"]
-            scores = lira.score(target[np.r_[f_idx, nonmember_idx]], np.r_[f_idx, nonmember_idx])
-            labels = np.r_[np.ones(len(f_idx)), np.zeros(len(nonmember_idx))]
-            from ..evaluation.attacks.base import AttackResult
-
-            res = AttackResult(scores, labels)
-            s = res.summary((0.01,))
-            row["lira_forget_auc"] = s["auc"]
-            row["lira_forget_tpr_at_1pct_fpr"] = s["tpr_at_0.01_fpr"]
-            row["lira_k"] = K
-            fpr, tpr = res.roc()
-            audit["roc"][f"{m} (members: forget)"] = _thin_roc(fpr, tpr)
-            if m == "original" and "lira_original" in audit:
-                lo = audit["lira_original"]
-                row.update({"lira_auc": lo["auc"], "lira_balanced_acc": lo["balanced_acc"],
-                            "lira_tpr_at_1pct_fpr": lo["tpr_at_0.01_fpr"],
-                            "lira_tpr_at_0.1pct_fpr": lo["tpr_at_0.001_fpr"]})
-        per_ex: dict[str, Any] = {}
-        shared = None  # U-LiRA over the N challenge pairs (method from the one Original vs retrained)
-        if cfg.challenge and cfg.ulira:
-            u = [phi(unlearned_key(m, 0, UNLEARN_SEED + j)) for j in range(N)]
-            rr = retrained[:N]
-            if all(x is not None for x in u) and all(x is not None for x in rr):
-                shared = ulira_leave_one_out(np.stack(u)[:, f_idx], np.stack(rr)[:, f_idx], cfg.variance)
-                row["ulira_shared_acc"], row["ulira_shared_auc"] = shared.info["acc"], shared.info["auc"]
-        if cfg.ulira and cfg.ulira_originals == "shadow":
-            u = [phi(unlearned_key(m, k, UNLEARN_SEED + k)) for k in range(K)]
-            rr = retrained[:K]
-            if all(x is not None for x in u) and all(x is not None for x in rr):
-                ul = ulira_leave_one_out(np.stack(u)[:, f_idx], np.stack(rr)[:, f_idx], cfg.variance)
-                row["ulira_acc"], row["ulira_auc"], row["ulira_k"] = ul.info["acc"], ul.info["auc"], K
-                row["ulira_originals"] = "shadow"
-                per_ex["ulira_acc"] = ul.per_example["acc"]
-        elif shared is not None:
-            row["ulira_acc"], row["ulira_auc"], row["ulira_k"] = shared.info["acc"], shared.info["auc"], N
-            row["ulira_originals"] = "shared"
-            per_ex["ulira_acc"] = shared.per_example["acc"]
-        if cfg.challenge:
-            u = [r["phi"][f_idx] for r in runs]
-            rr = [x[f_idx] for x in retrained[:N] if x is not None]
-            rt = [results[("retrain", "", j, j)] for j in range(N) if ("retrain", "", j, j) in results]
-            if len(u) >= 3 and len(rr) >= 3:
-                accs = [[r["metrics"][n] for r in group] for n in ("retain_acc", "test_acc") for group in (runs, rt)]
-                cs = challenge_score(np.stack(u), np.stack(rr), *accs)
-                cp = challenge_score(np.stack(u), np.stack(rr), *accs, rates="clopper_pearson")
-                row["forgetting_quality"] = cs.forgetting_quality
-                row["challenge_score"] = cs.score
-                row["forgetting_quality_cp"] = cp.forgetting_quality
-                row["challenge_score_cp"] = cp.score
-                row["challenge_n"] = min(len(u), len(rr))
-                row["mean_epsilon"] = float(np.mean(cs.epsilons))
-                per_ex["epsilon"] = cs.epsilons
-                per_ex["epsilon_cp"] = cp.epsilons
-        audit["per_example"][m] = per_ex
-        rows.append(row)
-    audit["rows"] = rows
-    audit["forget_indices"] = f_idx.tolist()
-    return audit
-
-
-def _thin_roc(fpr: np.ndarray, tpr: np.ndarray, max_points: int = 400) -> dict[str, list[float]]:
-    if len(fpr) > max_points:
-        idx = np.unique(np.r_[np.geomspace(1, len(fpr) - 1, max_points).astype(int), 0, len(fpr) - 1])
-        fpr, tpr = fpr[idx], tpr[idx]
-    return {"fpr": fpr.tolist(), "tpr": tpr.tolist()}
-
-
-class _NullBar:
-    def update(self, n: int = 1) -> None: ...
-    def set_postfix_str(self, s: str) -> None: ...
-    def close(self) -> None: ...
-
-
-def _progress(total: int, enabled: bool):
-    if not enabled:
-        return _NullBar()
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, desc="audit models")
 
 
 __all__ = ["AuditConfig", "audit", "run_audit", "run_job", "runnable_methods"]

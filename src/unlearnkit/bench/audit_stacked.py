@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 
 def _plan(st: dict, job: tuple) -> Optional[tuple[dict, TrainingRun, Any]]:
     """(cache key, run, recipe) for a job whose model is missing from the cache and is plain training."""
-    from . import audit as A
+    from . import audit_jobs as A
 
     exp, data, cache = st["exp"], st["data"], st["cache"]
     kind, method, k, seed, _ = job
@@ -58,7 +58,7 @@ def _plan(st: dict, job: tuple) -> Optional[tuple[dict, TrainingRun, Any]]:
 def train_chunk(chunk: list[tuple]) -> list[tuple]:
     """Worker side: train the chunk's uncached plain-training models as stacks and cache them.
     Returns the ids (``job[:4]``) of the models it trained."""
-    from . import audit as A
+    from . import audit_jobs as A
 
     st = A._context()
     groups: dict[str, list[tuple]] = {}
@@ -97,7 +97,7 @@ def pretrain_stacked(jobs: list[tuple], cfg, cache, workers: int, model, max_sta
     """Train every stackable model of ``jobs`` (phase 1, then phase 2) in stacks and cache them;
     ``model`` is an instance of the architecture. Returns what it did, for the results, with
     ``trained``: the ids of the models it trained."""
-    from . import audit as A
+    from . import audit_jobs as A
 
     if not cache.enabled:
         return {"skipped": "the model cache is disabled (stacked models reach their jobs through it)"}

@@ -29,7 +29,7 @@ from ..scenarios import SCENARIOS, Scenario, ScenarioData, get_scenario
 from ..training import TrainRecipe, default_recipe, train_model
 from ..utils import Timer, atomic_write_text, resolve_device, seeded, stable_hash, to_jsonable, warm_up_torch
 from .cache import ModelCache
-from .runtime import apply_threads, runtime_key, runtime_record
+from .runtime import apply_threads, progress_bar, runtime_key, runtime_record
 
 log = logging.getLogger(__name__)
 
@@ -323,7 +323,7 @@ def run_experiment(config: ExperimentConfig, out_dir: str | Path, *, cache: Opti
     rows: list[dict] = []
     forget_indices: dict[str, list[int]] = {}
     cells = [(s, m) for s in config.seeds for m in config.methods]
-    bar = _progress(len(cells), progress, "cells")
+    bar = progress_bar(len(cells), progress, "cells")
     ctx: Optional[SeedContext] = None
     for seed, name in cells:
         key = cell_key(config, name, seed)
@@ -366,16 +366,3 @@ def _saved_indices(out: Path) -> dict[str, list[int]]:
 def _save_indices(out: Path, indices: dict[str, list[int]]) -> None:
     atomic_write_text(out / "forget_indices.json", json.dumps({**_saved_indices(out), **indices}))
 
-
-class _NullBar:
-    def update(self, n: int = 1) -> None: ...
-    def set_postfix_str(self, s: str) -> None: ...
-    def close(self) -> None: ...
-
-
-def _progress(total: int, enabled: bool, desc: str):
-    if not enabled:
-        return _NullBar()
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, desc=desc)

@@ -1,7 +1,7 @@
 """Run a benchmark spec: pending cells go to a backend, finished cells go to the results store.
 
-Backends: ``local`` (default; a process pool, or in-process with one worker) and ``ray`` (the
-``unlearnkit[ray]`` extra; cells become Ray tasks, local Ray unless an address is given). Workers
+Cells run on a backend of ``bench.backends`` (``local``: a process pool, or in-process with one
+worker; ``ray``: Ray tasks, the ``unlearnkit[ray]`` extra), the same registry ``audit`` uses. Workers
 only compute; the coordinating process alone writes the store, one transaction per cell, so the
 store semantics are the same on every backend. Trained originals and Retrain models come from the
 shared ``ModelCache`` (file locks, atomic writes); on a cluster its directory must be shared.
@@ -16,11 +16,12 @@ import time
 import traceback
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator, Optional
+from typing import Any, Callable, Optional
 
 from ..errors import UnlearnkitError
 from ..utils import stable_hash
 from .cache import ModelCache
+from .backends import BACKENDS, get_backend
 from .experiment import Experiment, ExperimentConfig
 from .runtime import apply_threads, plan_workers
 from .spec import BenchSpec, Cell, base_hash
@@ -28,7 +29,6 @@ from .store import ResultStore, code_version
 
 log = logging.getLogger(__name__)
 
-BACKENDS = ("local", "ray")
 
 
 # -- the worker side ------------------------------------------------------------------------------
@@ -77,59 +77,6 @@ def execute_cell(payload: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-# -- backends -------------------------------------------------------------------------------------
-def _local_backend(payloads: list[dict], workers: int, threads: int) -> Iterator[dict]:
-    if workers <= 1:
-        for p in payloads:
-            yield execute_cell(p)
-        return
-    import multiprocessing as mp
-    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
-
-    with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn"),
-                             initializer=_init_worker, initargs=(threads,)) as pool:
-        pending = {pool.submit(execute_cell, p) for p in payloads}
-        try:
-            while pending:
-                done, pending = wait(pending, return_when=FIRST_COMPLETED)
-                for f in done:
-                    yield f.result()
-        finally:
-            for f in pending:
-                f.cancel()
-
-
-def _ray_backend(payloads: list[dict], workers: int, threads: int, address: Optional[str]) -> Iterator[dict]:
-    try:
-        import ray
-    except ImportError:
-        raise UnlearnkitError("the ray backend needs Ray: pip install 'unlearnkit[ray]'") from None
-    started = False
-    if not ray.is_initialized():
-        kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False}
-        if address:
-            kwargs["address"] = address
-        else:
-            kwargs["num_cpus"] = max(1, workers)
-        ray.init(**kwargs, runtime_env={"env_vars": {"OMP_NUM_THREADS": str(threads)}})
-        started = True
-
-    @ray.remote(num_cpus=1)
-    def _task(payload):
-        _init_worker(threads)
-        return execute_cell(payload)
-
-    try:
-        refs = [_task.remote(p) for p in payloads]
-        while refs:
-            done, refs = ray.wait(refs, num_returns=1)
-            for ref in done:
-                yield ray.get(ref)
-    finally:
-        if started:
-            ray.shutdown()
-
-
 # -- the coordinator ------------------------------------------------------------------------------
 @dataclass
 class BenchSummary:
@@ -159,8 +106,7 @@ def run_bench(spec: BenchSpec, store: ResultStore, *, cache: Optional[ModelCache
               threads: Optional[int] = None) -> BenchSummary:
     """Run every pending cell of ``spec`` and record it in ``store``; cells already there are skipped
     (``retry_failed`` also re-runs skipped/error cells)."""
-    if backend not in BACKENDS:
-        raise UnlearnkitError(f"unknown backend {backend!r}; valid: {', '.join(BACKENDS)}")
+    runner = get_backend(backend, ray_address)  # unknown names fail here, listing the valid ones
     start = time.perf_counter()
     cache = cache or ModelCache()
     threads = threads or max(c.threads for c in spec.experiments)  # the spec's (each Experiment applies its own)
@@ -186,9 +132,11 @@ def run_bench(spec: BenchSpec, store: ResultStore, *, cache: Optional[ModelCache
         say(f"{spec.name}: {len(pending)} of {len(cells)} cells to run ({len(cells) - len(pending)} already in "
             f"the store), backend {backend}, {workers} worker(s)")
     if pending:
-        results = (_ray_backend(payloads, workers, threads, ray_address) if backend == "ray"
-                   else _local_backend(payloads, workers, threads))
-        for n, res in enumerate(results, start=1):
+        outcomes = runner.run(execute_cell, payloads, workers=workers, threads=threads,
+                              initializer=_init_worker, initargs=(threads,))
+        for n, (payload, res, failure) in enumerate(outcomes, start=1):
+            if failure is not None:  # the worker process itself failed (execute_cell catches the rest)
+                res = {"cell_key": payload["cell_key"], "status": "error", "error": failure}
             cell = by_key[res["cell_key"]]
             c = cell.config
             store.put_run({

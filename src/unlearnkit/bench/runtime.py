@@ -53,6 +53,21 @@ def apply_threads(threads: int) -> None:
         torch.set_num_threads(threads)
 
 
+class _NullBar:
+    def update(self, n: int = 1) -> None: ...
+    def set_postfix_str(self, s: str) -> None: ...
+    def close(self) -> None: ...
+
+
+def progress_bar(total: int, enabled: bool, desc: str):
+    """A tqdm bar, or a silent stand-in when progress output is off (``--quiet``, workers)."""
+    if not enabled:
+        return _NullBar()
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=desc)
+
+
 def runtime_key(device: torch.device, threads: int) -> dict:
     """The runtime part of a model-cache or cell key: torch version, device type and, on CPU only,
     the thread count (GPU kernels do not depend on it)."""

@@ -111,11 +111,51 @@ def _check_search(search: dict) -> None:
                                       f"got {rng!r}")
 
 
+def _check_method_names(data: dict, mentioned: set, where: str) -> None:
+    """Every method the spec names (top level and per scenario) must be registered."""
+    from ..methods import METHODS
+
+    for s in _as_list(data.get("scenarios"), "scenarios"):
+        if isinstance(s, dict):
+            for k in ("methods", "extra_methods", "exclude_methods"):
+                mentioned |= set(s.get(k) or [])
+    registered = set(METHODS.names())
+    missing = sorted(mentioned - registered)
+    if missing:
+        raise UnknownNameError(f"{where}: method(s) {missing} are not registered; registered methods: "
+                               f"{', '.join(sorted(registered))} (see `unlearnkit methods`)")
+
+
+def _scenario_methods(s: dict, methods: list[str], where: str) -> list[str]:
+    """A scenario's methods: its own list or the spec's, plus extra_methods, minus exclude_methods."""
+    base = list(s.get("methods") or methods)
+    ms = base + [m for m in s.get("extra_methods") or [] if m not in base]
+    ms = [m for m in ms if m not in set(s.get("exclude_methods") or [])]
+    if not ms:
+        raise UnlearnkitError(f"{where}: scenario {s['name']!r} has no methods")
+    return ms
+
+
+def _with_params(config: ExperimentConfig, method_params: dict, tuned: dict, where: str) -> ExperimentConfig:
+    """``config`` with the spec's fixed hyperparameters and the tuned values of the searched keys,
+    resolved (typed and checked; errors name the experiment)."""
+    group = BenchSpec.group_of(config)
+    params = {}
+    for m in config.methods:
+        p = dict(method_params.get(m) or {})
+        p.update(tuned.get((group, m), {}))
+        if p:
+            params[m] = p
+    config.method_params = params
+    try:
+        return config.validate()
+    except UnlearnkitError as exc:
+        raise type(exc)(f"{where}, {group}: {exc}") from None
+
+
 def parse_spec(data: dict, path: Optional[Path] = None, tuned: Optional[dict] = None) -> BenchSpec:
     """Build and validate a spec from a mapping. ``tuned`` maps (group, method) -> tuned params,
     merged under the spec's fixed ``method_params`` for methods that have a search space."""
-    from ..methods import METHODS
-
     where = f"spec {path}" if path else "spec"
     if not isinstance(data, dict):
         raise UnlearnkitError(f"{where} must be a mapping")
@@ -125,19 +165,10 @@ def parse_spec(data: dict, path: Optional[Path] = None, tuned: Optional[dict] = 
     name = str(data.get("name") or (path.stem if path else "bench"))
     seeds = [int(s) for s in _as_list(data.get("seeds", [0]), "seeds")]
     methods = [str(m) for m in _as_list(data.get("methods"), "methods")]
-    registered = set(METHODS.names())
     method_params = dict(data.get("method_params") or {})
     search = dict(data.get("search") or {})
     _check_search(search)
-    mentioned = set(methods) | set(method_params) | set(search)
-    for s in _as_list(data.get("scenarios"), "scenarios"):
-        if isinstance(s, dict):
-            for k in ("methods", "extra_methods", "exclude_methods"):
-                mentioned |= set(s.get(k) or [])
-    missing = sorted(mentioned - registered)
-    if missing:
-        raise UnknownNameError(f"{where}: method(s) {missing} are not registered; registered methods: "
-                               f"{', '.join(sorted(registered))} (see `unlearnkit methods`)")
+    _check_method_names(data, set(methods) | set(method_params) | set(search), where)
     tune_raw = dict(data.get("tune") or {})
     bad = set(tune_raw) - {"trials", "seeds", "timeout_s"}
     if bad:
@@ -159,29 +190,13 @@ def parse_spec(data: dict, path: Optional[Path] = None, tuned: Optional[dict] = 
             raise UnlearnkitError(f"{where}: dataset {d['name']!r} has no models (give 'models')")
         for model in models:
             for s in scenarios:
-                ms = list(s.get("methods") or methods) + [m for m in s.get("extra_methods") or []
-                                                          if m not in (s.get("methods") or methods)]
-                ms = [m for m in ms if m not in set(s.get("exclude_methods") or [])]
-                if not ms:
-                    raise UnlearnkitError(f"{where}: scenario {s['name']!r} has no methods")
                 config = ExperimentConfig(
-                    dataset=d["name"], model=model, scenario=s["name"], methods=ms, seeds=list(seeds),
-                    dataset_options=dict(d.get("options") or {}), model_options=dict(d.get("model_options") or {}),
-                    scenario_options=dict(s.get("options") or {}), recipe=dict(d.get("recipe") or {}),
-                    device=str(data.get("device", "auto")), threads=data.get("threads", 1))
-                group = BenchSpec.group_of(config)
-                params = {}
-                for m in ms:
-                    p = dict(method_params.get(m) or {})
-                    p.update((tuned or {}).get((group, m), {}))  # tuned values of the searched keys
-                    if p:
-                        params[m] = p
-                config.method_params = params
-                try:
-                    config.validate()
-                except UnlearnkitError as exc:
-                    raise type(exc)(f"{where}, {group}: {exc}") from None
-                experiments.append(config)
+                    dataset=d["name"], model=model, scenario=s["name"], methods=_scenario_methods(s, methods, where),
+                    seeds=list(seeds), dataset_options=dict(d.get("options") or {}),
+                    model_options=dict(d.get("model_options") or {}), scenario_options=dict(s.get("options") or {}),
+                    recipe=dict(d.get("recipe") or {}), device=str(data.get("device", "auto")),
+                    threads=data.get("threads", 1))
+                experiments.append(_with_params(config, method_params, tuned or {}, where))
     return BenchSpec(name, experiments, search, tune, path, str(data.get("description", "")))
 
 

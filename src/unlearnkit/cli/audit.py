@@ -37,6 +37,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-vectorize", action="store_true",
                    help="train every model one by one (default: same-shape models without BatchNorm/dropout "
                         "train in stacks, one batched forward/backward per step)")
+    p.add_argument("--backend", default="local", help="where the models are built: local (process pool, "
+                   "default) or ray (pip install 'unlearnkit[ray]'; the model cache must be shared)")
+    p.add_argument("--ray-address", default=None, help="Ray cluster address (default: start a local Ray)")
     p.add_argument("--no-lira", action="store_true", help="skip LiRA against the original")
     p.add_argument("--no-ulira", action="store_true", help="skip U-LiRA")
     p.add_argument("--no-challenge", action="store_true", help="skip the challenge score")
@@ -51,7 +54,7 @@ def main(args: argparse.Namespace) -> int:
                          challenge_models=args.challenge_models, variance=args.variance, augment=args.augment,
                          workers=args.workers, ulira_originals=args.ulira_originals, lira=not args.no_lira,
                          ulira=not args.no_ulira, challenge=not args.no_challenge,
-                         vectorize=not args.no_vectorize)
+                         vectorize=not args.no_vectorize, backend=args.backend, address=args.ray_address)
     start = time.perf_counter()
     results = run_audit(config, args.out, cache=cache_from_args(args), progress=not args.quiet)
     lo = results["audit"].get("lira_original")
