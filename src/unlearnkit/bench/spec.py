@@ -28,7 +28,7 @@ from typing import Any, Optional
 
 from ..errors import UnlearnkitError, UnknownNameError
 from ..utils import stable_hash
-from .experiment import ExperimentConfig, cell_key, experiment_identity
+from .config import ExperimentConfig, cell_key, experiment_identity
 
 SPEC_KEYS = {"name", "description", "seeds", "datasets", "models", "scenarios", "methods", "method_params",
              "search", "tune", "device", "threads"}
