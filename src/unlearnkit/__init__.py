@@ -18,7 +18,7 @@ from .errors import (DataError, HyperparameterError, MissingSplitError, UnknownN
                      UnlearnkitError)
 from .evaluation import evaluate
 from .io import load_model, save_model
-from .methods import METHODS, get_method, list_methods
+from .methods import METHODS, RequestState, get_method, list_methods
 from .models import MODELS, build_model
 from .receipt import UnlearningResult, unlearn_with_receipt, weights_sha256
 from .scenarios import SCENARIOS, get_scenario
@@ -37,18 +37,21 @@ def unlearn(
     seed: int = 0,
     device: str | torch.device = "auto",
     inplace: bool = False,
+    state: RequestState | None = None,
     **hyperparameters: Any,
 ) -> nn.Module:
     """Return a copy of ``model`` that has forgotten ``forget``.
 
     Data may be torch Datasets, DataLoaders or ``(x, y)`` pairs of tensors. ``hyperparameters``
     are the method's (see ``unlearnkit methods``); the input model is modified only if ``inplace``.
+    For sequential deletion requests pass the previous call's output as ``model`` and one
+    ``RequestState`` as ``state`` to every call (methods that carry nothing across requests ignore it).
     """
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
     algorithm = get_method(method, **hyperparameters)  # validates the name and hyperparameters first
     task = UnlearningTask.from_data(model, forget, retain=retain, test=test, third_party=third_party)
-    return algorithm.unlearn(model, task, seed=seed, device=device, inplace=inplace)
+    return algorithm.unlearn(model, task, seed=seed, device=device, inplace=inplace, state=state)
 
 
 def audit(*args: Any, **kwargs: Any) -> dict[str, Any]:
@@ -61,7 +64,7 @@ def audit(*args: Any, **kwargs: Any) -> dict[str, Any]:
 
 __all__ = [
     "DATASETS", "METHODS", "MODELS", "SCENARIOS", "DataError", "DatasetBundle", "HyperparameterError",
-    "MissingSplitError", "Split", "TrainRecipe", "UnknownNameError", "UnlearningTask", "UnlearnkitError",
+    "MissingSplitError", "RequestState", "Split", "TrainRecipe", "UnknownNameError", "UnlearningTask", "UnlearnkitError",
     "__version__", "as_split", "audit", "build_model", "evaluate", "get_method", "get_scenario", "list_methods",
     "load_dataset", "load_model", "save_model", "train_model", "unlearn", "unlearn_with_receipt",
     "UnlearningResult", "weights_sha256",

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
 
@@ -19,7 +19,6 @@ from torch import nn
 
 from .._version import __version__
 from ..data import DatasetBundle, load_dataset
-from ..evaluation.metrics import accuracy
 from ..evaluation.registry import MetricInputs, compute_metrics
 from ..methods import get_method
 from ..models import build_model
@@ -28,6 +27,7 @@ from ..training import train_model
 from ..utils import Timer, atomic_write_text, resolve_device, seeded, stable_hash, to_jsonable, warm_up_torch
 from .cache import ModelCache
 from .config import ExperimentConfig, cell_key, experiment_identity  # noqa: F401  (re-exported)
+from .continual import RequestCheckpoint, run_requests
 from .runtime import apply_threads, progress_bar, runtime_key, runtime_record
 
 log = logging.getLogger(__name__)
@@ -57,6 +57,7 @@ class Experiment:
         self.device = resolve_device(config.device)
         apply_threads(config.threads)  # the threading policy: every process that trains goes through here
         self._bundle: Optional[DatasetBundle] = None
+        self.checkpoint_root: Optional[Path] = None  # per-request progress of continual cells (None: the cache's)
         warm_up_torch()  # so that no timed method pays torch's lazy imports
 
     # -- shared pieces --------------------------------------------------------------------
@@ -97,21 +98,26 @@ class Experiment:
         original.eval()
         scenario.prepare_task(original, data)  # e.g. relabel targets that depend on the original
 
-        retrain_key = {**key, "kind": "retrain", "forget": stable_hash(data.forget_indices.tolist()),
-                       "corrected": None if data.task.corrected is None
-                       else stable_hash(data.task.corrected.x.sum().item())}
-
-        def train_retrain():
-            with Timer() as t:
-                model = get_method("retrain").unlearn(original, data.task, seed=seed, device=self.device)
-            return model, {"time_s": t.seconds}
-
-        retrain, retrain_meta = self.cache.get_or_create(retrain_key, self.new_model(seed), train_retrain)
-        retrain.eval()
+        retrain, retrain_meta = self.retrain_for(seed, original, data)
         ctx = SeedContext(seed, self.bundle(), scenario, data, original, original_meta, retrain, retrain_meta)
         if not retrain_meta["cached"]:
             ctx.retrain_seconds = float(retrain_meta["time_s"])
         return ctx
+
+    def retrain_for(self, seed: int, original: nn.Module, data: ScenarioData) -> tuple[nn.Module, dict]:
+        """Retrain trained from scratch without ``data.forget_indices`` (cached, eval mode)."""
+        task = data.task
+        key = {**self.model_key(seed, data), "kind": "retrain",
+               "forget": stable_hash(np.sort(data.forget_indices).tolist()),
+               "corrected": None if task.corrected is None else stable_hash(task.corrected.x.sum().item())}
+
+        def train_retrain():
+            with Timer() as t:
+                model = get_method("retrain").unlearn(original, task, seed=seed, device=self.device)
+            return model, {"time_s": t.seconds}
+
+        retrain, meta = self.cache.get_or_create(key, self.new_model(seed), train_retrain)
+        return retrain.eval(), meta
 
     def retrain_time(self, ctx: SeedContext) -> float:
         """Retrain's training time, measured in this process (once per seed). A cached Retrain model
@@ -172,40 +178,12 @@ class Experiment:
 
     def run_cell(self, ctx: SeedContext, name: str) -> list[dict[str, Any]]:
         """The rows of one (method, seed) cell: one row, or one per request when the scenario makes
-        sequential deletion requests (``ctx.data.requests``)."""
+        sequential deletion requests (``ctx.data.requests``, see ``bench/continual.py``)."""
         if not ctx.data.requests:
             return [self.run_method(ctx, name)]
-        return self.run_requests(ctx, name)
-
-    def run_requests(self, ctx: SeedContext, name: str) -> list[dict[str, Any]]:
-        """Continual deletion: the method is applied to the same model request after request (it sees
-        only the current request's forget rows). The row of request r (``request`` = r, ``time_s`` of
-        that call) is evaluated on every instance forgotten so far, and ``forget_prev_acc`` on those of
-        the earlier requests. Original and Retrain (trained once without every requested instance)
-        are evaluated the same way."""
-        params = self.config.method_params.get(name, {})
-        fixed = {"original": ctx.original, "retrain": None if params else ctx.retrain}.get(name)
-        method = None if fixed is not None else get_method(name, **params)
-        model = ctx.original if method is None else self.start_model(ctx.seed, ctx.data, ctx.original, method)
-        rows, seen = [], np.empty(0, dtype=np.int64)
-        for r, request in enumerate(ctx.data.requests, start=1):
-            prev, seen = seen, np.concatenate([seen, request])
-            if method is None:
-                model, seconds = fixed, self.retrain_time(ctx) if name == "retrain" else 0.0
-            else:
-                task = ctx.scenario.forget_subset(ctx.data, request).task
-                with Timer() as t:
-                    model = method.unlearn(model, task, seed=ctx.seed, device=self.device)
-                seconds = t.seconds
-            view = replace(ctx, data=ctx.scenario.forget_subset(ctx.data, seen))
-            row = {**self.row_head(ctx, name), "request": r}
-            row.update(self.evaluate(model, view))
-            if len(prev):
-                row["forget_prev_acc"] = accuracy(model, ctx.data.task.forget.subset(prev))
-            row["time_s"] = seconds
-            row["time_source"] = "measured"
-            rows.append(row)
-        return rows
+        root = self.checkpoint_root or (self.cache.root / "requests" if self.cache.enabled else None)
+        path = None if root is None else root / f"{cell_key(self.config, name, ctx.seed)}.pt"
+        return run_requests(self, ctx, name, RequestCheckpoint(path))
 
 
 def _read_rows(path: Path) -> dict[str, list[dict]]:
@@ -229,6 +207,7 @@ def run_experiment(config: ExperimentConfig, out_dir: str | Path, *, cache: Opti
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     exp = Experiment(config, cache=cache, progress=progress)
+    exp.checkpoint_root = out / "requests"
     rows_path = out / "rows.jsonl"
     done = _read_rows(rows_path)
     rows: list[dict] = []

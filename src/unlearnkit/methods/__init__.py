@@ -11,6 +11,7 @@ from typing import Any
 
 from .base import (METHODS, ClosedFormMethod, Hyperparameters, IterativeMethod, IterativeParams,
                    UnlearningMethod, hp, register_method)
+from .state import RequestState
 
 for _info in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
     if _info.name not in ("base",) and not _info.name.startswith("_"):
@@ -27,4 +28,4 @@ def list_methods() -> list[str]:
 
 
 __all__ = ["METHODS", "ClosedFormMethod", "Hyperparameters", "IterativeMethod", "IterativeParams",
-           "UnlearningMethod", "get_method", "hp", "list_methods", "register_method"]
+           "RequestState", "UnlearningMethod", "get_method", "hp", "list_methods", "register_method"]

@@ -14,6 +14,11 @@ Two families sit below it:
   weights" (SalUn, SAPS) is a property of the family, not of each method.
 * ``ClosedFormMethod``: methods that compute a weight update directly (SSD, Fisher, first/second
   order updates); ``_unlearn`` edits the weights without an optimisation loop.
+
+Continual deletion (a stream of requests, each ``unlearn`` call taking the previous call's output) is
+the caller's loop; what a method carries from one request to the next travels in an explicit
+``RequestState`` passed to every call of the stream (see ``methods/state.py``). Stateless methods
+ignore it and simply chain.
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ from ..training import TrainRecipe, make_optimizer
 from ..training_stacked import TrainingRun
 from ..utils import resolve_device, seeded
 from .selection import SCORES, select_params, selection_data
+from .state import RequestState
 
 log = logging.getLogger(__name__)
 
@@ -44,8 +50,10 @@ class UnlearningMethod(ABC):
     and implement ``_unlearn``; they are registered with ``@register_method``.
 
     During ``_unlearn`` these attributes are available: ``self.params``, ``self.device``,
-    ``self.seed``, ``self.generator`` (seeded, for batch order) and ``self.original`` (a frozen
-    eval-mode copy of the input model, the natural teacher/anchor).
+    ``self.seed``, ``self.generator`` (seeded, for batch order), ``self.original`` (a frozen
+    eval-mode copy of the input model, the natural teacher/anchor) and ``self.state`` (the
+    ``RequestState`` of the stream of deletion requests this call belongs to; a fresh one for a
+    single request).
     """
 
     name: ClassVar[str] = ""
@@ -74,13 +82,20 @@ class UnlearningMethod(ABC):
         seed: int = 0,
         device: str | torch.device = "auto",
         inplace: bool = False,
+        state: Optional[RequestState] = None,
     ) -> nn.Module:
         """Return a model that has forgotten ``task.forget``; the input model is left untouched
-        unless ``inplace``. The result has the input's state_dict keys, device and train/eval modes."""
+        unless ``inplace``. The result has the input's state_dict keys, device and train/eval modes.
+
+        ``state``: for sequential deletion requests, one ``RequestState`` passed to every call of the
+        stream (the model returned by request r is the input of request r + 1); the method reads and
+        updates it, and ``state.done`` counts the requests completed."""
         if not isinstance(model, nn.Module):
             raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
         if not isinstance(task, UnlearningTask):
             raise TypeError(f"task must be an UnlearningTask, got {type(task).__name__}")
+        if state is not None and not isinstance(state, RequestState):
+            raise TypeError(f"state must be a RequestState (one per stream of requests), got {type(state).__name__}")
         missing = [s for s in self.requires if getattr(task, s) is None]
         if missing:
             raise MissingSplitError(
@@ -100,12 +115,16 @@ class UnlearningMethod(ABC):
         self.original = copy.deepcopy(work).eval()
         for p in self.original.parameters():
             p.requires_grad_(False)
+        self.state = state if state is not None else RequestState()
+        self.state.move(self.device)
         try:
             with seeded(self.seed):
                 self.generator = torch.Generator().manual_seed(self.seed)
                 result = self._unlearn(work, task)
+            self.state.done += 1
         finally:
-            del self.original
+            self.state.move(torch.device("cpu"))
+            del self.original, self.state
         result = work if result is None else result
         result.to(home)
         for name, m in result.named_modules():

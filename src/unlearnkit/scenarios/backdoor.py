@@ -15,6 +15,10 @@ and columns; on 1-D inputs ((C, L) or (L,)) a segment of the same length rule (5
 Metrics: ``test_acc`` is clean test accuracy; ``asr`` = P(pred(x + trigger) = target | y != target)
 on the test set (high for Original, near chance of the target class for Retrain);
 ``forget_true_acc`` = accuracy on the poisoned samples w.r.t. their true labels.
+
+With ``requests`` = R > 1 the poisoned samples are found and removed in R random disjoint batches,
+one request after the other (continual deletion); until the last request, the training data still
+holds the poison of the later batches (so Retrain after request r < R still has a backdoor).
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ from ..errors import DataError
 from ..evaluation.metrics import accuracy, predict_logits
 from ..params import Hyperparameters, hp
 from ..utils import stable_hash
-from .base import Scenario, ScenarioData, check_class, make_task, register_scenario, resolve_count
+from .base import Scenario, ScenarioData, batch_requests, check_class, make_task, register_scenario, resolve_count
 
 
 @dataclass
@@ -38,6 +42,7 @@ class BackdoorOptions(Hyperparameters):
                             "our choice (a 10% poisoning of the training set)")
     target: int = hp(0, "class the poisoned samples are relabelled to (the backdoor's target)")
     patch_size: int = hp(0, "trigger side (images) or length (1-D); 0 = auto: max(2, round(side / 8))")
+    requests: int = hp(1, "sequential deletion requests: the poisoned samples are removed in this many random batches")
 
 
 def trigger_region(shape: tuple[int, ...], size: int = 0) -> tuple:
@@ -91,7 +96,8 @@ class BackdoorScenario(Scenario):
         if count > pool.size:
             raise DataError(f"poison_rate={o.poison_rate} asks for {count} samples but only {pool.size} are "
                             f"outside the target class {o.target}")
-        idx = np.sort(np.random.default_rng(seed).choice(pool, count, replace=False))
+        poisoned = np.sort(np.random.default_rng(seed).choice(pool, count, replace=False))
+        idx, requests = batch_requests(poisoned, o.requests, seed)
         shape = tuple(x.shape[1:])
         region = trigger_region(shape, o.patch_size)
         lo, hi = float(x.min()), float(x.max())
@@ -109,8 +115,16 @@ class BackdoorScenario(Scenario):
                 "region": [(s.start, s.stop) for s in region if s.start is not None],
                 "pattern_values": pattern.tolist(), "true_labels": y[idx].tolist()}
         task = make_task(bundle, train, idx, metadata=meta)
-        key = f"backdoor:{stable_hash({'options': o.to_dict(), 'seed': seed, 'idx': idx.tolist()})}"
-        return ScenarioData(train, idx, task, eval_splits=evals, train_key=key)
+        poison = {k: v for k, v in o.to_dict().items() if k != "requests"}  # the same poisoned set for any R
+        key = f"backdoor:{stable_hash({'options': poison, 'seed': seed, 'idx': poisoned.tolist()})}"
+        return ScenarioData(train, idx, task, eval_splits=evals, train_key=key, requests=requests)
+
+    def forget_subset(self, data, rows, removed=None):
+        sub = super().forget_subset(data, rows, removed)
+        rows = np.asarray(rows, dtype=np.int64)
+        sub.eval_splits = {**data.eval_splits, "forget_clean": data.eval_splits["forget_clean"].subset(rows)}
+        sub.task.metadata["true_labels"] = [data.task.metadata["true_labels"][i] for i in rows]
+        return sub
 
     def extra_metrics(self, model, data):
         return {"asr": attack_success_rate(model, data.eval_splits["triggered_test"], data.task.metadata["target"]),

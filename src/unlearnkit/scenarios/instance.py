@@ -13,9 +13,8 @@ instances must be deleted from a trained classifier. Two goals:
 Instances are drawn uniformly at random under the seed (``forget_size`` = k, a count or a fraction of
 the training set) or given as ``forget_indices``. With ``requests`` = R > 1 the scenario draws R
 disjoint groups of k instances that are forgotten one request after the other by the same model
-(the runner's continual loop, ``ScenarioData.requests``); rows then carry ``request`` (1..R) and
-their metrics cover every instance forgotten so far. ``retain`` is the training set minus all R*k
-instances and Retrain is trained on it once (the model that never saw any requested instance).
+(continual deletion, see ``scenarios/base.py``); rows then carry ``request`` (1..R) and their
+metrics cover every instance requested so far.
 
 Task metadata (what a method may read): ``goal``, ``target_labels`` (relabel only: a list aligned
 with the rows of ``task.forget``; set by ``prepare_task`` once the original model exists).
@@ -37,7 +36,8 @@ from ..errors import DataError
 from ..evaluation.metrics import predict_logits
 from ..goals import GOALS, goal_met, highest_wrong_class
 from ..params import Hyperparameters, hp
-from .base import Scenario, ScenarioData, check_indices, make_task, register_scenario, resolve_count
+from .base import (Scenario, ScenarioData, check_requests, draw_requests, given_requests, make_task,
+                   register_scenario, resolve_count)
 from .random import parse_indices
 
 
@@ -69,31 +69,16 @@ class InstanceScenario(Scenario):
     def build(self, bundle, seed):
         o = self.options
         n = len(bundle.train)
-        r = int(o.requests)
-        if r < 1:
-            raise DataError(f"requests={r} must be >= 1")
+        check_requests(o.requests)
         if o.forget_indices:
-            given = parse_indices(o.forget_indices)
-            check_indices(given, n)  # range, duplicates, not everything
-            if len(given) % r:
-                raise DataError(f"{len(given)} forget indices cannot be split into requests={r} equal groups")
-            groups = np.array_split(np.asarray(given, dtype=np.int64), r)
+            idx, requests = given_requests(parse_indices(o.forget_indices), n, o.requests)
         else:
-            k = resolve_count(o.forget_size, n)
-            if r * k >= n:
-                raise DataError(f"requests={r} x forget_size={k} = {r * k} instances, but the training set has "
-                                f"only {n}; nothing would remain to retain - use fewer or smaller requests")
-            drawn = np.random.default_rng(seed).choice(n, r * k, replace=False)
-            groups = np.array_split(drawn, r)
-        groups = [np.sort(g) for g in groups]
-        idx = np.concatenate(groups)
-        bounds = np.cumsum([0] + [len(g) for g in groups])
+            idx, requests = draw_requests(np.arange(n), resolve_count(o.forget_size, n), o.requests, seed)
         task = make_task(bundle, bundle.train, idx, metadata={"scenario": self.name, "goal": o.goal})
         if o.goal == "relabel" and o.targets is not None:
             task.metadata["target_labels"] = self._explicit_targets(task.forget.y, bundle.num_classes)
         elif o.goal == "misclassify" and o.targets is not None:
             raise DataError("targets are only used with goal 'relabel'")
-        requests = [np.arange(bounds[i], bounds[i + 1]) for i in range(r)] if r > 1 else []
         return ScenarioData(bundle.train, idx, task, requests=requests)
 
     def _explicit_targets(self, y: torch.Tensor, num_classes: int) -> list[int]:
@@ -117,8 +102,8 @@ class InstanceScenario(Scenario):
         if meta.get("goal") == "relabel" and "target_labels" not in meta:
             meta["target_labels"] = most_likely_wrong_class(original, data.task.forget).tolist()
 
-    def forget_subset(self, data, rows):
-        sub = super().forget_subset(data, rows)
+    def forget_subset(self, data, rows, removed=None):
+        sub = super().forget_subset(data, rows, removed)
         targets = data.task.metadata.get("target_labels")
         if targets is not None:
             sub.task.metadata = {**sub.task.metadata, "target_labels": [targets[i] for i in np.asarray(rows)]}

@@ -9,7 +9,8 @@ next...) is forgotten. Test samples of that class are assigned to the nearest ce
 ``test_forget_acc`` is the accuracy on the test samples of the forgotten group (Retrain usually
 still classifies many of them correctly, from the rest of the class), ``test_acc`` on every other
 test sample. ``task.metadata`` records ``subclass_of`` and ``cluster``; it does not set
-``forget_class``, since the class itself is not forgotten.
+``forget_class``, since the class itself is not forgotten. With ``requests`` = R > 1 the group is
+deleted in R random disjoint batches, one request after the other (continual deletion).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import numpy as np
 from ..errors import DataError
 from ..evaluation.metrics import accuracy
 from ..params import Hyperparameters, hp
-from .base import Scenario, ScenarioData, check_class, make_task, register_scenario
+from .base import Scenario, ScenarioData, batch_requests, check_class, make_task, register_scenario
 
 
 @dataclass
@@ -29,6 +30,7 @@ class SubclassOptions(Hyperparameters):
     forget_class: int = hp(0, "the class that contains the forgotten group")
     n_clusters: int = hp(3, "k-means clusters within the class (the proxy for fine labels)")
     cluster: int = hp(0, "which cluster to forget, by size rank (0 = the largest)")
+    requests: int = hp(1, "sequential deletion requests: the group is deleted in this many random batches")
 
 
 @register_scenario
@@ -56,7 +58,7 @@ class SubclassScenario(Scenario):
         sizes = np.bincount(km.labels_, minlength=o.n_clusters)
         by_size = np.argsort(-sizes, kind="stable")
         chosen = by_size[o.cluster]
-        idx = np.sort(members[km.labels_ == chosen])
+        idx, requests = batch_requests(members[km.labels_ == chosen], o.requests, seed)
 
         test_y = bundle.test.y.numpy()
         test_members = np.flatnonzero(test_y == o.forget_class)
@@ -68,7 +70,7 @@ class SubclassScenario(Scenario):
         test_group = bundle.test.subset(np.flatnonzero(in_group))
         task = make_task(bundle, bundle.train, idx, test=test_rest,
                          metadata={"scenario": self.name, "subclass_of": o.forget_class, "cluster": o.cluster})
-        return ScenarioData(bundle.train, idx, task, eval_splits={"test_forget": test_group})
+        return ScenarioData(bundle.train, idx, task, eval_splits={"test_forget": test_group}, requests=requests)
 
     def extra_metrics(self, model, data):
         return {"test_forget_acc": accuracy(model, data.eval_splits["test_forget"])}
