@@ -190,6 +190,10 @@ def forget_loss(model: nn.Module, inputs: MetricInputs) -> float:
 
 
 declare_metric("time_s", label="Time (s)", unit="s", better="lower", digits=2)
+# sequential deletion requests (bench/continual.py): the stream's clock so far, and Retrain's
+declare_metric("cum_time_s", label="Cum. time (s)", unit="s", better="lower", digits=2, table=False)
+declare_metric("retrain_time_s", label="One Retrain (s)", unit="s", better="lower", digits=2, table=False)
+declare_metric("cum_retrain_time_s", label="Cum. Retrain time (s)", unit="s", better="lower", digits=2, table=False)
 
 # the per-example attacks of `unlearnkit audit`
 declare_metric("ulira_acc", label="U-LiRA acc ↓", unit="", better="lower", digits=3, table=False)
