@@ -228,3 +228,30 @@ def test_tuning_shows_a_progress_bar_per_method(tmp_path, capsys):
         tune_spec(load_spec(spec), store, {}, cache=ModelCache(tmp_path / "cache"), progress=True)
     err = capsys.readouterr().err
     assert "tuning ga on synthetic/mlp/random" in err and "2/2" in err and "best gap" in err
+
+
+def test_a_cells_warnings_are_reported_with_the_cell_named(tmp_path, monkeypatch):
+    import logging
+    import warnings
+
+    from unlearnkit.bench.experiment import Experiment
+
+    real = Experiment.run_cell
+
+    def noisy(self, ctx, name):
+        if name == "ft":
+            logging.getLogger("unlearnkit.evaluation.metrics").warning("model outputs are not finite for 3 examples")
+            warnings.warn("a deprecated option", UserWarning)
+        return real(self, ctx, name)
+
+    monkeypatch.setattr(Experiment, "run_cell", noisy)
+    spec = tmp_path / "w.yaml"
+    spec.write_text(yaml.safe_dump({**SPEC, "seeds": [0], "scenarios": SPEC["scenarios"][:1]}))
+    lines: list[str] = []
+    with ResultStore(tmp_path / "w.sqlite") as store:
+        run_bench(load_spec(spec), store, cache=ModelCache(tmp_path / "cache"), workers=1, progress=False,
+                  status_line=lines.append)
+    cell = "synthetic/mlp/random(forget_size=0.1) seed 0 ft"
+    assert any(cell in line and "not finite for 3 examples" in line for line in lines)
+    assert any(cell in line and "UserWarning: a deprecated option" in line for line in lines)
+    assert not any("retrain:" in line and "warning" in line for line in lines)

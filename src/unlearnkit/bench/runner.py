@@ -9,11 +9,13 @@ shared ``ModelCache`` (file locks, atomic writes); on a cluster its directory mu
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import platform
 import sys
 import time
 import traceback
+import warnings
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any, Callable, Optional
@@ -48,6 +50,45 @@ def execute_cell(payload: dict[str, Any]) -> dict[str, Any]:
     config = ExperimentConfig(**payload["config"])
     method, seed = payload["method"], payload["seed"]
     out: dict[str, Any] = {"cell_key": payload["cell_key"], "host": platform.node()}
+    with _collected_warnings(out):
+        _compute_cell(payload, config, method, seed, out)
+    out["wall_s"] = time.perf_counter() - start
+    return out
+
+
+class _ListHandler(logging.Handler):
+    def __init__(self, records: list[str]) -> None:
+        super().__init__(logging.WARNING)
+        self.records = records
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(f"{record.levelname.lower()} ({record.name}): {record.getMessage()}")
+
+
+@contextlib.contextmanager
+def _collected_warnings(out: dict[str, Any]):
+    """Warnings logged (or ``warnings.warn``-ed) while a cell runs travel with its result: the
+    coordinator prints them above the progress bar with the cell named. Printed by a worker they
+    would land on the bar's line, without saying which cell they belong to."""
+    records: list[str] = []
+    logger = logging.getLogger("unlearnkit")
+    handler, propagate = _ListHandler(records), logger.propagate
+    logger.addHandler(handler)
+    logger.propagate = False
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("default")
+            yield
+    finally:
+        logger.removeHandler(handler)
+        logger.propagate = propagate
+        records += [f"{w.category.__name__}: {w.message}" for w in caught]
+        if records:
+            out["warnings"] = records
+
+
+def _compute_cell(payload: dict[str, Any], config: ExperimentConfig, method: str, seed: int,
+                  out: dict[str, Any]) -> None:
     try:
         h = stable_hash(config.to_dict())
         exp = _EXPERIMENTS.get(h)
@@ -73,8 +114,6 @@ def execute_cell(payload: dict[str, Any]) -> dict[str, Any]:
         out.update(status="skipped", error=f"{type(exc).__name__}: {exc}")
     except Exception as exc:  # noqa: BLE001 - recorded in the store, the grid goes on
         out.update(status="error", error="".join(traceback.format_exception(type(exc), exc, exc.__traceback__))[-4000:])
-    out["wall_s"] = time.perf_counter() - start
-    return out
 
 
 # -- the coordinator ------------------------------------------------------------------------------
@@ -151,6 +190,8 @@ def run_bench(spec: BenchSpec, store: ResultStore, *, cache: Optional[ModelCache
             if bar:
                 bar.update(1)
             say(_status_line(n, len(pending), cell, res))
+            for warning in res.get("warnings", ()):
+                say(f"  {cell.group} seed {cell.seed} {cell.method}: {warning}")
     if bar:
         bar.close()
     return BenchSummary(len(cells), len(cells) - len(pending), len(pending), counts["done"], counts["skipped"],
