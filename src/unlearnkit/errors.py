@@ -30,3 +30,7 @@ class HyperparameterError(UnlearnkitError, TypeError):
 
 class CheckpointError(UnlearnkitError):
     """A weights file is unreadable, damaged (its checksum does not match) or belongs to another model."""
+
+
+class NonFiniteError(UnlearnkitError):
+    """Input data, a hyperparameter or a trained/unlearned model holds NaN or infinite values."""

@@ -8,6 +8,7 @@ that names them. Nothing is ever ``eval``-ed.
 from __future__ import annotations
 
 import copy
+import math
 import typing
 from dataclasses import MISSING, asdict, dataclass, field, fields
 from typing import Any, Optional
@@ -52,7 +53,7 @@ class Hyperparameters:
             raise UnknownNameError(
                 f"{owner} has no hyperparameter(s) {unknown}; valid: {sorted(types)}"
             )
-        converted = {k: _convert(owner, k, v, types[k]) for k, v in values.items()}
+        converted = {k: convert_value(owner, k, v, types[k]) for k, v in values.items()}
         params = cls(**converted)
         params.validate(owner)
         return params
@@ -63,6 +64,8 @@ class Hyperparameters:
             value = getattr(self, f.name)
             if choices and value not in choices:
                 raise HyperparameterError(f"{owner}.{f.name}={value!r} is not one of {list(choices)}")
+            if isinstance(value, float) and not math.isfinite(value):
+                raise HyperparameterError(f"{owner}.{f.name}={value!r} must be a finite number")
             bounds = dict(f.metadata.get("bounds", {}))
             if f.name in ("lr", "epochs", "batch_size") and not bounds:
                 bounds = {"gt": 0}  # a zero or negative step size, length or batch is never meant
@@ -118,10 +121,12 @@ def convert_fields(cls: type, values: dict[str, Any], owner: str) -> dict[str, A
     unknown = sorted(set(values) - set(types))
     if unknown:
         raise UnknownNameError(f"{owner} has no key(s) {unknown}; valid: {sorted(types)}")
-    return {k: _convert(owner, k, v, types[k]) for k, v in values.items()}
+    return {k: convert_value(owner, k, v, types[k]) for k, v in values.items()}
 
 
-def _convert(owner: str, name: str, value: Any, typ: Any) -> Any:
+def convert_value(owner: str, name: str, value: Any, typ: Any) -> Any:
+    """``value`` (a CLI string or YAML scalar) as type ``typ``; ``HyperparameterError`` naming
+    ``owner.name`` if it is not one."""
     origin = typing.get_origin(typ)
     if origin is typing.Union:  # Optional[X]
         args = [a for a in typing.get_args(typ) if a is not type(None)]
@@ -156,7 +161,7 @@ def _convert(owner: str, name: str, value: Any, typ: Any) -> Any:
             if not isinstance(value, str):
                 raise ValueError
             return value
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # int("inf") overflows
         raise HyperparameterError(
             f"{owner}.{name} must be of type {getattr(typ, '__name__', typ)}, got {value!r}"
         ) from None

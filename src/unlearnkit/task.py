@@ -69,6 +69,8 @@ class UnlearningTask:
 def validate_against_model(model: nn.Module, splits: dict[str, Split], num_classes: Optional[int]) -> int:
     """Check every split has the same example shape, the model accepts it, and labels fit the
     model's outputs; return the number of classes."""
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
     shapes = {name: tuple(s.x.shape[1:]) for name, s in splits.items()}
     if len(set(shapes.values())) > 1:
         raise DataError(f"splits have different input shapes: {shapes}")

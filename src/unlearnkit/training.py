@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import asdict, dataclass, fields
 from typing import Optional
 
@@ -10,8 +11,9 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from .checks import nonfinite_parameters
 from .data.split import Split
-from .errors import HyperparameterError
+from .errors import HyperparameterError, NonFiniteError
 from .params import convert_fields
 
 log = logging.getLogger(__name__)
@@ -34,8 +36,12 @@ class TrainRecipe:
             raise HyperparameterError(f"optimizer {self.optimizer!r} is not supported; use 'sgd' or 'adam'")
         if self.schedule not in ("cosine", "constant"):
             raise HyperparameterError(f"schedule {self.schedule!r} is not supported; use 'cosine' or 'constant'")
-        if self.epochs < 1 or self.batch_size < 1 or self.lr <= 0:
-            raise HyperparameterError(f"recipe needs epochs >= 1, batch_size >= 1, lr > 0: {self}")
+        for name in ("lr", "momentum", "weight_decay"):
+            if not math.isfinite(getattr(self, name)):
+                raise HyperparameterError(f"train.{name}={getattr(self, name)!r} must be a finite number")
+        if self.epochs < 1 or self.batch_size < 1 or self.lr <= 0 or self.momentum < 0 or self.weight_decay < 0:
+            raise HyperparameterError(f"recipe needs epochs >= 1, batch_size >= 1, lr > 0, momentum >= 0, "
+                                      f"weight_decay >= 0: {self}")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -136,4 +142,8 @@ def train_model(
             opt.zero_grad(set_to_none=True)
             F.cross_entropy(model(xb), yb).backward()
             opt.step()
+    diverged = nonfinite_parameters(model)
+    if diverged:
+        raise NonFiniteError(f"training diverged: {desc} has NaN or infinite weights ({', '.join(diverged[:3])}); "
+                             f"lower the learning rate (train.lr={recipe.lr})")
     return model.eval()

@@ -24,9 +24,17 @@ def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
     if device is None or device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
-        return torch.device(device)
+        resolved = torch.device(device)
     except (RuntimeError, TypeError) as exc:
         raise UnlearnkitError(f"invalid device {device!r}: use 'auto', 'cpu' or 'cuda[:N]'") from exc
+    if resolved.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            raise UnlearnkitError(f"device {device!r}: this torch build or machine has no CUDA GPU; use "
+                                  "--device cpu (or auto)")
+        if resolved.index is not None and resolved.index >= count:
+            raise UnlearnkitError(f"device {device!r}: only {count} CUDA device(s) (cuda:0..cuda:{count - 1})")
+    return resolved
 
 
 @contextlib.contextmanager
@@ -97,12 +105,31 @@ def cache_root() -> Path:
     return Path(os.environ.get("UNLEARNKIT_CACHE", Path.home() / ".cache" / "unlearnkit"))
 
 
+def exit_with_parent(poll_s: float = 0.5) -> None:
+    """In a worker process: end it as soon as the process that started it is gone (killed with
+    SIGKILL, for instance), instead of computing on as an orphan. A daemon thread polls the parent id."""
+    import multiprocessing
+    import threading
+
+    # the parent's pid as the pool knew it: if it died while this process was starting, getppid()
+    # would already name the adopting process and the watch would never fire
+    parent = getattr(multiprocessing.parent_process(), "pid", None) or os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(poll_s)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
+
+
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     """Write ``data`` to ``path`` via a temporary file and rename, so readers never see half a file."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600; result files follow the umask like open()
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()
@@ -112,6 +139,12 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def atomic_write_text(path: str | Path, text: str) -> None:

@@ -22,7 +22,7 @@ from ..evaluation.attacks.base import model_statistic
 from ..evaluation.registry import MetricInputs, compute_metrics
 from ..methods import get_method
 from ..training import train_model
-from ..utils import Timer, seeded, stable_hash
+from ..utils import Timer, exit_with_parent, seeded, stable_hash
 from .cache import ModelCache
 from .experiment import Experiment, ExperimentConfig
 from .runtime import runtime_key
@@ -64,6 +64,7 @@ _STATE: dict[str, Any] = {}
 
 
 def _init_worker(config: dict, cache_root: Optional[str], cache_enabled: bool) -> None:
+    exit_with_parent()
     _STATE.clear()
     _STATE["config"] = config
     _STATE["cache"] = ModelCache(cache_root, enabled=cache_enabled)

@@ -17,6 +17,7 @@ from typing import Any, Callable, Iterable, Iterator, Optional
 
 from ..errors import UnlearnkitError
 from ..registry import Registry
+from ..utils import spawn_without_main
 
 Outcome = tuple[Any, Any, Optional[str]]
 
@@ -49,10 +50,12 @@ class LocalBackend:
             return
         import multiprocessing as mp
         from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+        from concurrent.futures.process import BrokenProcessPool
 
         with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn"),
                                  initializer=initializer, initargs=initargs) as pool:
-            pending = {pool.submit(fn, item): item for item in items}
+            with spawn_without_main():  # works from a plain script, no __main__ guard needed
+                pending = {pool.submit(fn, item): item for item in items}
             try:
                 while pending:
                     done, _ = wait(pending, return_when=FIRST_COMPLETED)
@@ -60,6 +63,10 @@ class LocalBackend:
                         item = pending.pop(future)
                         try:
                             yield item, future.result(), None
+                        except BrokenProcessPool:  # every item would fail the same way: stop now, say why
+                            raise UnlearnkitError("a worker process died (killed, out of memory, or it could not "
+                                                  "start); run with one worker (--workers 1) to compute in this "
+                                                  "process and see the cause") from None
                         except Exception as exc:  # noqa: BLE001 - reported per item
                             yield item, None, _describe(exc)
             finally:

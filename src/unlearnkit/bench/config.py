@@ -13,8 +13,11 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from .._version import __version__
+from ..checks import check_field_types, check_seeds
+from ..data import DATASETS
 from ..errors import UnlearnkitError
 from ..methods import METHODS, get_method
+from ..models import MODELS
 from ..scenarios import SCENARIOS
 from ..training import TrainRecipe, default_recipe
 from ..utils import resolve_device, stable_hash
@@ -43,15 +46,21 @@ class ExperimentConfig:
         method hyperparameters, scenario options and recipe overrides are converted to the types
         their owners declare (a method's Params, a scenario's Options, TrainRecipe) and range-checked.
         ``--set ga.lr=0.1`` is then stored, hashed and written as the float 0.1. Returns ``self``."""
+        if not isinstance(self.seeds, list):
+            raise UnlearnkitError(f"experiment setting 'seeds' must be a list of integers, got {self.seeds!r}")
+        self.seeds = [_seed(s) for s in self.seeds]
+        check_field_types(self, "experiment setting")
+        check_seeds(self.seeds)
         if not self.methods:
             raise UnlearnkitError("no methods given: pass at least one, e.g. --methods ft,ga")
         if not self.seeds:
             raise UnlearnkitError("no seeds given: pass at least one, e.g. --seeds 0")
         self.methods = [str(m) for m in self.methods]
-        self.seeds = [_seed(s) for s in self.seeds]
         dupes = {m for m in self.methods if self.methods.count(m) > 1}
         if dupes:
             raise UnlearnkitError(f"method(s) listed twice: {sorted(dupes)}")
+        DATASETS.get(self.dataset)
+        MODELS.get(self.model)
         for name in self.methods:
             METHODS.get(name)
         for name in self.method_params:

@@ -19,12 +19,14 @@ from torch import nn
 
 from .._version import __version__
 from ..data import DatasetBundle, load_dataset
+from ..errors import NonFiniteError
 from ..evaluation.registry import MetricInputs, compute_metrics
 from ..methods import get_method
 from ..models import build_model
 from ..scenarios import Scenario, ScenarioData, get_scenario
 from ..training import train_model
 from ..utils import Timer, atomic_write_text, resolve_device, seeded, stable_hash, to_jsonable, warm_up_torch
+from . import outdir
 from .cache import ModelCache
 from .config import ExperimentConfig, cell_key, experiment_identity  # noqa: F401  (re-exported)
 from .continual import RequestCheckpoint, run_requests
@@ -179,11 +181,15 @@ class Experiment:
     def run_cell(self, ctx: SeedContext, name: str) -> list[dict[str, Any]]:
         """The rows of one (method, seed) cell: one row, or one per request when the scenario makes
         sequential deletion requests (``ctx.data.requests``, see ``bench/continual.py``)."""
-        if not ctx.data.requests:
-            return [self.run_method(ctx, name)]
-        root = self.checkpoint_root or (self.cache.root / "requests" if self.cache.enabled else None)
-        path = None if root is None else root / f"{cell_key(self.config, name, ctx.seed)}.pt"
-        return run_requests(self, ctx, name, RequestCheckpoint(path))
+        try:
+            if not ctx.data.requests:
+                return [self.run_method(ctx, name)]
+            root = self.checkpoint_root or (self.cache.root / "requests" if self.cache.enabled else None)
+            path = None if root is None else root / f"{cell_key(self.config, name, ctx.seed)}.pt"
+            return run_requests(self, ctx, name, RequestCheckpoint(path))
+        except NonFiniteError as exc:  # name the cell: a NaN model is an error, never a row
+            c = self.config
+            raise NonFiniteError(f"{c.dataset}/{c.model}/{c.scenario}: {exc}") from None
 
 
 def _read_rows(path: Path) -> dict[str, list[dict]]:
@@ -200,15 +206,18 @@ def _read_rows(path: Path) -> dict[str, list[dict]]:
 
 
 def run_experiment(config: ExperimentConfig, out_dir: str | Path, *, cache: Optional[ModelCache] = None,
-                   progress: bool = True) -> dict[str, Any]:
-    """Run (or resume) an experiment and write results.json, report.md and plots to ``out_dir``."""
+                   progress: bool = True, overwrite: bool = False) -> dict[str, Any]:
+    """Run (or resume) an experiment and write results.json, report.md and plots to ``out_dir``.
+    A folder holding another experiment is refused unless ``overwrite`` (see ``outdir``)."""
     from .report import summarize, write_outputs
 
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     exp = Experiment(config, cache=cache, progress=progress)
     exp.checkpoint_root = out / "requests"
-    rows_path = out / "rows.jsonl"
+    identity = {k: v for k, v in config.to_dict().items() if k not in ("methods", "seeds", "method_params", "device")}
+    outdir.check_out_dir(out, identity, overwrite)
+    rows_path = out / outdir.ROWS_FILE
+    outdir.cut_torn_line(rows_path)
     done = _read_rows(rows_path)
     rows: list[dict] = []
     forget_indices: dict[str, list[int]] = {}
@@ -226,13 +235,13 @@ def run_experiment(config: ExperimentConfig, out_dir: str | Path, *, cache: Opti
             bar.set_postfix_str(f"seed {seed}: original + retrain")
             ctx = exp.prepare(seed)
             forget_indices[str(seed)] = ctx.data.forget_indices.tolist()
-            _save_indices(out, forget_indices)
         bar.set_postfix_str(f"seed {seed}: {name}")
         cell_rows = exp.run_cell(ctx, name)
         record = {"cell": key, "row": cell_rows[0]} if len(cell_rows) == 1 else {"cell": key, "rows": cell_rows}
-        with rows_path.open("a") as handle:
-            handle.write(json.dumps(to_jsonable(record)) + "\n")
-            handle.flush()
+        if _saved_indices(out).get(str(seed)) != forget_indices[str(seed)]:  # first row of this seed
+            outdir.start_writing(out, identity)
+            _save_indices(out, forget_indices)
+        outdir.append_line(rows_path, json.dumps(to_jsonable(record)))
         rows.extend(cell_rows)
         row = cell_rows[-1]
         bar.update(1)

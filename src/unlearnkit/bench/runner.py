@@ -20,8 +20,8 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any, Callable, Optional
 
-from ..errors import UnlearnkitError
-from ..utils import stable_hash
+from ..errors import MissingSplitError, UnlearnkitError
+from ..utils import exit_with_parent, stable_hash
 from .cache import ModelCache
 from .backends import BACKENDS, get_backend
 from .experiment import Experiment, ExperimentConfig
@@ -39,6 +39,7 @@ _CONTEXTS: "OrderedDict[tuple, Any]" = OrderedDict()
 
 
 def _init_worker(threads: int) -> None:
+    exit_with_parent()
     apply_threads(threads)
     logging.basicConfig(level=logging.WARNING)
 
@@ -110,8 +111,10 @@ def _compute_cell(payload: dict[str, Any], config: ExperimentConfig, method: str
         out["prepare_s"] = prepare_s
         rows = exp.run_cell(ctx, method)
         out.update(status="done", rows=rows, time_s=float(sum(r["time_s"] for r in rows)))
-    except UnlearnkitError as exc:  # e.g. a method that needs a split this scenario lacks
+    except MissingSplitError as exc:  # the method cannot apply here: it needs a split this scenario lacks
         out.update(status="skipped", error=f"{type(exc).__name__}: {exc}")
+    except UnlearnkitError as exc:  # a configuration error (or a diverged model): an error, in one line
+        out.update(status="error", error=f"{type(exc).__name__}: {exc}")
     except Exception as exc:  # noqa: BLE001 - recorded in the store, the grid goes on
         out.update(status="error", error="".join(traceback.format_exception(type(exc), exc, exc.__traceback__))[-4000:])
 

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
+from ..checks import check_seeds, read_yaml
 from ..errors import UnlearnkitError, UnknownNameError
 from ..utils import stable_hash
 from .config import ExperimentConfig, cell_key, experiment_identity
@@ -75,6 +76,23 @@ class BenchSpec:
     def group_of(config: ExperimentConfig) -> str:
         return f"{config.dataset}/{config.model}/{_label(config.scenario, config.scenario_options)}"
 
+    def check_data(self) -> None:
+        """Load each dataset and build each scenario once (first seed), so that configuration errors
+        that depend on the data (a forget size that selects nothing, a class the dataset lacks, a bad
+        dataset option) fail before any cell runs instead of in every cell."""
+        from ..data import load_dataset
+        from ..scenarios import get_scenario
+
+        bundles: dict[str, Any] = {}
+        for c in self.experiments:
+            key = stable_hash([c.dataset, c.dataset_options])
+            try:
+                if key not in bundles:
+                    bundles[key] = load_dataset(c.dataset, **c.dataset_options)
+                get_scenario(c.scenario, **c.scenario_options).build(bundles[key], c.seeds[0])
+            except UnlearnkitError as exc:
+                raise type(exc)(f"spec {self.name}, {self.group_of(c)}: {exc}") from None
+
     def cells(self) -> list[Cell]:
         out = []
         for c in self.experiments:
@@ -109,6 +127,27 @@ def _check_search(search: dict) -> None:
             if not ok:
                 raise UnlearnkitError(f"search.{method}.{param} must be {{low, high[, log]}} or {{choices: [...]}}, "
                                       f"got {rng!r}")
+        _check_space_values(method, space)
+
+
+def _check_space_values(method: str, space: dict) -> None:
+    """Every searched name is a hyperparameter of the method and every end of its range (or every
+    choice) is a valid value, so that a bad space fails before the first trial, not after all of them."""
+    from ..methods import METHODS, get_method
+
+    if method not in METHODS:
+        return  # reported with the other unregistered names
+    for param, rng in space.items():
+        values = list(rng["choices"]) if "choices" in rng else [rng["low"], rng["high"]]
+        if "choices" not in rng and not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+            raise UnlearnkitError(f"search.{method}.{param}: low and high must be numbers, got {values}")
+        if "choices" not in rng and not rng["low"] < rng["high"]:
+            raise UnlearnkitError(f"search.{method}.{param}: low ({rng['low']}) must be below high ({rng['high']})")
+        for value in values:
+            try:
+                get_method(method, **{param: value})
+            except UnlearnkitError as exc:
+                raise type(exc)(f"search.{method}.{param}: {exc}") from None
 
 
 def _check_method_names(data: dict, mentioned: set, where: str) -> None:
@@ -163,7 +202,7 @@ def parse_spec(data: dict, path: Optional[Path] = None, tuned: Optional[dict] = 
     if unknown:
         raise UnlearnkitError(f"{where}: unknown key(s) {sorted(unknown)}; valid: {sorted(SPEC_KEYS)}")
     name = str(data.get("name") or (path.stem if path else "bench"))
-    seeds = [int(s) for s in _as_list(data.get("seeds", [0]), "seeds")]
+    seeds = check_seeds(_as_list(data.get("seeds", [0]), "seeds"), f"{where}: seeds")
     methods = [str(m) for m in _as_list(data.get("methods"), "methods")]
     method_params = dict(data.get("method_params") or {})
     search = dict(data.get("search") or {})
@@ -201,16 +240,8 @@ def parse_spec(data: dict, path: Optional[Path] = None, tuned: Optional[dict] = 
 
 
 def load_spec(path: str | Path, tuned: Optional[dict] = None) -> BenchSpec:
-    import yaml
-
     path = Path(path)
-    if not path.exists():
-        raise UnlearnkitError(f"spec file {path} does not exist")
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise UnlearnkitError(f"spec file {path} is not valid YAML: {exc}") from None
-    return parse_spec(data, path, tuned)
+    return parse_spec(read_yaml(path, "spec file"), path, tuned)
 
 
 def base_hash(config: ExperimentConfig) -> str:

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, Iterable, Optional
 
 from .._version import __version__
+from ..errors import UnlearnkitError
 from ..utils import to_jsonable
 
 SCHEMA_VERSION = 1
@@ -97,30 +98,69 @@ def _now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
 
+SQLITE_HEADER = b"SQLite format 3\x00"
+
+
 class ResultStore:
-    """The SQLite results store. ``readonly=True`` opens an existing store for reading only (reports,
-    queries, dry runs): nothing is created, migrated or written, not even a WAL file's header."""
+    """Open a store. ``readonly`` (for queries and reports) never creates or changes a file; a
+    writable store is created when ``path`` does not exist. Either way an existing path must be a
+    store of this schema version: another file, an unrelated SQLite database or a folder is refused."""
 
     def __init__(self, path: str | Path, readonly: bool = False) -> None:
         self.path = Path(path)
         self.readonly = readonly
+        if readonly or self.path.exists():
+            self._check_is_store()
         if readonly:
-            # A cleanly closed WAL store has no -wal file; opening it "immutable" then creates none
-            # (plain read-only mode would add -wal/-shm files). A live writer leaves a -wal file: read
-            # through it, which is the only consistent view.
-            live = Path(f"{self.path}-wal").exists()
-            uri = f"{self.path.resolve().as_uri()}?mode=ro" + ("" if live else "&immutable=1")
-            self.conn = sqlite3.connect(uri, uri=True, timeout=60, isolation_level=None)
-            self.conn.row_factory = sqlite3.Row
-            return
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.conn = sqlite3.connect(str(self.path), timeout=60, isolation_level=None)
+            self.conn = sqlite3.connect(self._readonly_uri(), uri=True, timeout=60, isolation_level=None)
+        else:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.conn = sqlite3.connect(str(self.path), timeout=60, isolation_level=None)
         self.conn.row_factory = sqlite3.Row
+        self.conn.execute("PRAGMA busy_timeout=60000")
+        if readonly:
+            self._check_schema()
+            return
         self.conn.execute("PRAGMA journal_mode=WAL")
         self.conn.execute("PRAGMA synchronous=FULL")
-        self.conn.execute("PRAGMA busy_timeout=60000")
         self.conn.executescript(SCHEMA)  # idempotent (IF NOT EXISTS)
         self.conn.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+        self._check_schema()
+
+    def _readonly_uri(self) -> str:
+        """With no writer at work (no -wal file) the file is opened immutable, so that reading leaves
+        no -wal/-shm files behind; beside a running bench it is read as a WAL database."""
+        idle = not Path(f"{self.path}-wal").exists()
+        return f"{self.path.absolute().as_uri()}?mode=ro" + ("&immutable=1" if idle else "")
+
+    def _check_is_store(self) -> None:
+        what = f"{self.path} is not an unlearnkit results store"
+        if not self.path.exists():
+            raise UnlearnkitError(f"results store {self.path} does not exist (run `unlearnkit bench SPEC` first)")
+        if not self.path.is_file():
+            raise UnlearnkitError(f"{what} (it is a folder); give the .sqlite file")
+        with self.path.open("rb") as handle:
+            if handle.read(len(SQLITE_HEADER)) != SQLITE_HEADER:
+                raise UnlearnkitError(f"{what} (not an SQLite database)")
+        try:
+            probe = sqlite3.connect(self._readonly_uri(), uri=True)
+            try:
+                tables = {r[0] for r in probe.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+            finally:
+                probe.close()
+        except sqlite3.DatabaseError as exc:
+            raise UnlearnkitError(f"{what} ({exc})") from None
+        if not {"meta", "runs"} <= tables:
+            raise UnlearnkitError(f"{what} (an SQLite database without its tables); it was left unchanged")
+
+    def _check_schema(self) -> None:
+        row = self.conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        found = row[0] if row else None
+        if found != str(SCHEMA_VERSION):
+            self.conn.close()
+            raise UnlearnkitError(f"results store {self.path} has schema version {found}, this unlearnkit "
+                                  f"({__version__}) reads version {SCHEMA_VERSION}; use the unlearnkit that "
+                                  "wrote it or start a new store")
 
     def transaction(self):
         store = self

@@ -1,21 +1,44 @@
 """The ``unlearnkit`` command. Each subcommand lives in its own module of this package and
-defines ``register(subparsers)``; modules are discovered on start-up."""
+defines ``register(subparsers)``; modules are discovered on start-up.
+
+``main`` is the error boundary: an error caused by the input (``UnlearnkitError``, including every
+bad name, value, file or configuration, and file-system errors such as a read-only folder) ends the
+command with one line on stderr and exit status 2, never a traceback (``--verbose`` adds it), and an
+output folder the command created is removed again if nothing was written into it.
+"""
 
 from __future__ import annotations
 
 import argparse
 import importlib
 import logging
+import os
 import pkgutil
+import shutil
 import sys
+from pathlib import Path
 from typing import Optional, Sequence
 
 from .._version import __version__
 from ..errors import UnlearnkitError
 
+log = logging.getLogger(__name__)
+
+#: argument names that hold paths a command writes (folders or files)
+OUTPUT_ARGS = ("out", "store", "report")
+EXIT_USAGE = 2
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, what a command killed by a closed pipe reports
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse that reports a usage error in one line (the usage block is one --help away)."""
+
+    def error(self, message: str):  # type: ignore[override]
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
+
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="unlearnkit",
         description="Machine unlearning for deep classifiers: run methods, compare them with Retrain, audit.",
     )
@@ -29,8 +52,19 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
+    try:
+        return _main(argv)
+    except BrokenPipeError:  # `unlearnkit methods | head`: the reader left, so stop quietly
+        _discard_stdout()
+        return EXIT_BROKEN_PIPE
+
+
+def _main(argv: Optional[Sequence[str]]) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # usage errors (already reported in one line), --help, --version
+        return exc.code if isinstance(exc.code, int) else EXIT_USAGE
     if not getattr(args, "command", None):
         parser.print_help()
         return 0
@@ -38,15 +72,59 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if getattr(args, "verbose", False):
         level = logging.DEBUG
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    created = [p for p in (_first_missing(getattr(args, a, None)) for a in OUTPUT_ARGS) if p is not None]
     try:
         return int(args.func(args) or 0)
-    except UnlearnkitError as exc:  # also TypeError subclasses of ours: a user error, no traceback
-        print(f"unlearnkit: error: {exc}", file=sys.stderr)
-        return 2
+    except BrokenPipeError:
+        raise
+    except (UnlearnkitError, OSError) as exc:  # caused by the input: one line, no traceback
+        _remove_if_empty(created)
+        if getattr(args, "verbose", False):
+            log.debug("traceback", exc_info=True)
+        print(f"unlearnkit: error: {_one_line(exc)}", file=sys.stderr)
+        return EXIT_USAGE
     except KeyboardInterrupt:
+        _remove_if_empty(created)
         print("unlearnkit: interrupted; completed rows and models are kept - run the same command "
               "again to resume", file=sys.stderr)
         return 130
+
+
+def _one_line(exc: BaseException) -> str:
+    if isinstance(exc, OSError) and exc.strerror:
+        target = f" {exc.filename}" if exc.filename else ""
+        text = f"{exc.strerror}:{target}" if target else exc.strerror
+    else:
+        text = str(exc)
+    return " ".join(line.strip() for line in text.strip().splitlines())
+
+
+def _first_missing(path: object) -> Optional[Path]:
+    """The outermost folder of ``path`` (itself included) that does not exist yet, if any."""
+    if not isinstance(path, (str, Path)):
+        return None
+    path = Path(path).absolute()
+    if path.exists():
+        return None
+    while not path.parent.exists():
+        path = path.parent
+    return path
+
+
+def _remove_if_empty(paths: list[Path]) -> None:
+    """Remove folders created by a failed command when no file was written inside them."""
+    for path in paths:
+        if path.is_dir() and not any(p.is_file() or p.is_symlink() for p in path.rglob("*")):
+            shutil.rmtree(path, ignore_errors=True)
+
+
+def _discard_stdout() -> None:
+    """Point stdout at /dev/null so that the interpreter's final flush does not fail again."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):  # stdout is not a real file (captured in-process)
+        pass
 
 
 if __name__ == "__main__":  # pragma: no cover

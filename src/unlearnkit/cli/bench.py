@@ -10,6 +10,7 @@ from pathlib import Path
 from ..bench.runner import BACKENDS, default_workers, run_bench
 from ..bench.store import ResultStore
 from ..bench.tune import load_spec_with_tuning
+from ..errors import UnlearnkitError
 from .common import cache_from_args
 
 
@@ -59,7 +60,6 @@ def restrict(spec, args: argparse.Namespace):
     """The spec limited to some seeds / datasets / scenarios (cell keys do not change)."""
     from dataclasses import replace
 
-    from ..errors import UnlearnkitError
     from .common import _csv, _seeds
 
     exps = spec.experiments
@@ -82,15 +82,18 @@ def main(args: argparse.Namespace) -> int:
     from ..bench.spec import load_spec
 
     start = time.perf_counter()
-    spec = load_spec(args.spec)  # validates names before anything runs
+    spec = restrict(load_spec(args.spec), args)  # validates names and values before anything runs
+    spec.check_data()  # and what depends on the data, before the store is created
+    if args.workers < 0:
+        raise UnlearnkitError(f"--workers must be >= 0 (0 = as many as the cores allow), got {args.workers}")
     if args.dry_run:
         return dry_run(args, spec)
     say = (lambda s: None) if args.quiet else (lambda s: print(s, file=sys.stderr))
+    cache = cache_from_args(args)
     from tqdm.contrib.logging import logging_redirect_tqdm
 
     # log lines (warnings of a cell, say) print above the progress bars instead of onto them
     with ResultStore(store_path(args, spec.name)) as store, logging_redirect_tqdm():
-        cache = cache_from_args(args)
         spec = load_spec_with_tuning(args.spec, store, cache=cache, tune=not args.no_tune, say=say,
                                      progress=not args.quiet)
         spec = restrict(spec, args)
@@ -106,6 +109,8 @@ def main(args: argparse.Namespace) -> int:
         print(f"{spec.name}: {summary.total} cells, {summary.already} already done, ran {summary.ran} "
               f"({summary.done} done, {summary.skipped} skipped, {summary.errors} errors) in "
               f"{time.perf_counter() - start:.1f} s; store {store.path}")
+        for line in problem_lines(store, [c.key for c in spec.cells()]):
+            print(line, file=sys.stderr)
     return 1 if summary.errors else 0
 
 
@@ -168,3 +173,18 @@ def _cell_time_estimator(runs: list[dict]):
 def _duration(seconds: float) -> str:
     minutes, secs = divmod(int(round(seconds)), 60)
     return f"{minutes} min {secs} s" if minutes else f"{secs} s"
+
+
+def problem_lines(store: ResultStore, keys: list[str]) -> list[str]:
+    """One line per distinct reason a cell of this spec was skipped or failed, with its cells."""
+    reasons: dict[tuple[str, str], list[str]] = {}
+    for run in store.runs(keys):
+        if run["status"] != "done":
+            last = (run["error"] or "").strip().splitlines()
+            cell = f"{run['grp']} {run['method']} seed {run['seed']}"
+            reasons.setdefault((run["status"], last[-1] if last else "no reason recorded"), []).append(cell)
+    lines = []
+    for (status, reason), cells in sorted(reasons.items()):
+        shown = "; ".join(cells[:3]) + (f"; and {len(cells) - 3} more" if len(cells) > 3 else "")
+        lines.append(f"{'error' if status == 'error' else 'skipped'} ({len(cells)} cell(s): {shown}): {reason}")
+    return lines

@@ -9,6 +9,7 @@ from typing import Any
 
 from ..bench.cache import ModelCache
 from ..bench.experiment import ExperimentConfig
+from ..checks import check_field_types, read_yaml
 from ..errors import UnlearnkitError
 from ..scenarios import SCENARIOS
 
@@ -117,17 +118,14 @@ def config_from_args(args: argparse.Namespace, defaults: dict[str, Any] | None =
     if getattr(args, "methods_default", None):
         values.setdefault("methods", list(args.methods_default))
     if getattr(args, "config", None):
-        import yaml
-
-        if not args.config.exists():
-            raise UnlearnkitError(f"config file {args.config} does not exist")
-        loaded = yaml.safe_load(args.config.read_text()) or {}
+        loaded = read_yaml(args.config, "config file") or {}
         if not isinstance(loaded, dict):
             raise UnlearnkitError(f"config file {args.config} must hold a mapping of ExperimentConfig keys")
         valid = {f.name for f in fields(ExperimentConfig)}
         unknown = set(loaded) - valid
         if unknown:
             raise UnlearnkitError(f"config file {args.config}: unknown key(s) {sorted(unknown)}; valid: {sorted(valid)}")
+        check_field_types(ExperimentConfig(**loaded), f"config file {args.config}:")
         values.update(loaded)
     for key in ("dataset", "model", "scenario", "methods", "seeds", "device", "threads"):
         if getattr(args, key, None) is not None:
@@ -167,4 +165,6 @@ def config_from_args(args: argparse.Namespace, defaults: dict[str, Any] | None =
 
 
 def cache_from_args(args: argparse.Namespace) -> ModelCache:
-    return ModelCache(args.cache_dir, enabled=not args.no_cache)
+    cache = ModelCache(args.cache_dir, enabled=not args.no_cache)
+    cache.check_usable()
+    return cache

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from ..bench.experiment import ExperimentConfig, run_experiment
 from ..bench.report import markdown_table
-from .common import add_common_args, cache_from_args
+from .common import _seeds, add_common_args, cache_from_args
 
 DEMO_METHODS = ["original", "retrain", "ft", "ga", "neggrad_plus", "rl", "l1_sparse"]
 
@@ -19,7 +19,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                                    "the training set with each baseline method over 3 seeds, compare "
                                    "with Retrain, print the table and write results to --out.")
     p.add_argument("--out", type=Path, default=Path("unlearnkit-demo"), help="output folder (default ./unlearnkit-demo)")
-    p.add_argument("--seeds", default="0,1,2", help="comma-separated seeds (default 0,1,2)")
+    p.add_argument("--seeds", type=_seeds, default=[0, 1, 2], help="comma-separated seeds (default 0,1,2)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace the results in --out when they belong to another experiment")
     add_common_args(p)
     p.set_defaults(func=main)
 
@@ -27,12 +29,13 @@ def register(sub: argparse._SubParsersAction) -> None:
 def main(args: argparse.Namespace) -> int:
     config = ExperimentConfig(dataset="digits", model="cnn", scenario="random",
                               scenario_options={"forget_size": 0.1}, methods=DEMO_METHODS,
-                              seeds=[int(s) for s in args.seeds.split(",")], device=args.device or "auto",
+                              seeds=args.seeds, device=args.device or "auto",
                               threads=args.threads or 1)
     start = time.perf_counter()
-    results = run_experiment(config, args.out, cache=cache_from_args(args), progress=not args.quiet)
+    results = run_experiment(config, args.out, cache=cache_from_args(args), progress=not args.quiet,
+                             overwrite=args.overwrite)
     print("\nunlearnkit demo: digits / cnn / random 10% forgetting, mean ± std over seeds "
-          f"{args.seeds} (accuracies and MIA-efficacy in %, avg gap in points)\n")
+          f"{','.join(map(str, args.seeds))} (accuracies and MIA-efficacy in %, avg gap in points)\n")
     print(markdown_table(results["summary"]))
     print(f"wrote {args.out}/results.json, {args.out}/report.md, {args.out}/tradeoff.png "
           f"({time.perf_counter() - start:.0f} s)")

@@ -26,10 +26,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    if not args.store.exists():
-        raise UnlearnkitError(f"results store {args.store} does not exist (run `unlearnkit bench SPEC` first)")
+    if args.out.exists() and not args.out.is_dir():
+        raise UnlearnkitError(f"--out {args.out} is an existing file; give a folder")
     keys, title = None, args.title or f"unlearnkit benchmark ({args.store.name})"
-    with ResultStore(args.store) as store:
+    with ResultStore(args.store, readonly=True) as store:
         if args.spec:
             from ..bench.tune import load_spec_with_tuning
 

@@ -12,7 +12,7 @@ from pathlib import Path
 from ..bench.store import ResultStore
 from ..errors import UnlearnkitError
 from ..evaluation.registry import METRICS
-from ..utils import to_jsonable
+from ..utils import atomic_write_text, to_jsonable
 
 IDENTITY_FIELDS = ["grp", "dataset", "model", "scenario", "method", "seed", "request"]
 
@@ -58,8 +58,8 @@ def _rows(args, store: ResultStore):
 
 
 def main(args: argparse.Namespace) -> int:
-    if not args.store.exists():
-        raise UnlearnkitError(f"results store {args.store} does not exist (run `unlearnkit bench SPEC` first)")
+    if args.out is not None and args.out.is_dir():
+        raise UnlearnkitError(f"--out {args.out} is a folder; give a file name")
     with ResultStore(args.store, readonly=True) as store:
         where, keys = _rows(args, store)
         if args.summary:
@@ -143,8 +143,7 @@ def _cell(v) -> str:
 
 def _emit(args, text: str) -> int:
     if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(text)
+        atomic_write_text(args.out, text)
     else:
         sys.stdout.write(text)
     return 0

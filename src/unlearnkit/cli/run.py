@@ -17,13 +17,16 @@ def register(sub: argparse._SubParsersAction) -> None:
                                    "same command resumes an interrupted run.")
     add_experiment_args(p, methods_default="original,retrain,ft,ga,neggrad_plus,rl,l1_sparse")
     p.add_argument("--out", type=Path, required=True, help="output folder")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace the results in --out when they belong to another experiment")
     add_common_args(p)
     p.set_defaults(func=main)
 
 
 def main(args: argparse.Namespace) -> int:
     config = config_from_args(args)
-    results = run_experiment(config, args.out, cache=cache_from_args(args), progress=not args.quiet)
+    results = run_experiment(config, args.out, cache=cache_from_args(args), progress=not args.quiet,
+                             overwrite=args.overwrite)
     print(markdown_table(results["summary"]))
     print(f"results: {args.out / 'results.json'}   report: {args.out / 'report.md'}")
     return 0

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import logging
+import typing
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -16,6 +17,7 @@ import numpy as np
 import torch
 
 from ..errors import DataError, UnlearnkitError
+from ..params import convert_value
 from ..registry import Registry
 from ..utils import atomic_write_bytes, cache_root, stable_hash
 from .split import Split
@@ -196,4 +198,7 @@ def load_dataset(name: str, **options) -> DatasetBundle:
     unknown = set(options) - valid
     if unknown:
         raise UnlearnkitError(f"dataset {name!r} has no option(s) {sorted(unknown)}; valid: {sorted(valid)}")
+    types = typing.get_type_hints(loader)
+    options = {k: convert_value(f"dataset option {name}", k, v, types[k]) if k in types else v
+               for k, v in options.items()}
     return loader(**options)

@@ -14,6 +14,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from ..checks import check_finite_tensor
 from ..errors import DataError
 
 
@@ -107,6 +108,10 @@ def as_split(data: Any, name: str = "data") -> Split:
         )
     if len(split) == 0:
         raise DataError(f"the {name} set is empty: give at least one example")
+    if split.x.ndim < 2:
+        raise DataError(f"{name} x must have one row per example, shape (N, features...); got shape "
+                        f"{tuple(split.x.shape)} (for N examples of one feature use x.reshape(-1, 1))")
+    check_finite_tensor(split.x, f"the {name} data (x)")
     return split
 
 

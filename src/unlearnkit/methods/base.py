@@ -33,7 +33,8 @@ import torch
 from torch import nn
 
 from ..data.split import Split
-from ..errors import HyperparameterError, MissingSplitError, UnknownNameError
+from ..checks import nonfinite_parameters
+from ..errors import HyperparameterError, MissingSplitError, NonFiniteError, UnknownNameError
 from ..params import Hyperparameters, hp
 from ..task import UnlearningTask
 from ..training import TrainRecipe, make_optimizer
@@ -132,6 +133,10 @@ class UnlearningMethod(ABC):
                 m.train(modes[name])
         if list(result.state_dict().keys()) != keys:
             raise RuntimeError(f"method {self.name!r} changed the model's state_dict keys (a bug in the method)")
+        diverged = nonfinite_parameters(result)
+        if diverged:
+            raise NonFiniteError(f"method {self.name!r} produced NaN or infinite weights ({', '.join(diverged[:3])}) "
+                                 f"with seed {self.seed}; lower its learning rate or number of epochs")
         return result
 
     @abstractmethod
@@ -212,8 +217,8 @@ class IterativeParams(SelectionParams):
     lr: float = hp(0.01, "learning rate")
     batch_size: int = hp(64, "mini-batch size")
     optimizer: str = hp("sgd", "optimiser", choices=("sgd", "adam"))
-    momentum: float = hp(0.9, "SGD momentum")
-    weight_decay: float = hp(5e-4, "weight decay")
+    momentum: float = hp(0.9, "SGD momentum", ge=0)
+    weight_decay: float = hp(5e-4, "weight decay", ge=0)
     retain_budget: Optional[int] = hp(None, "retain examples the run may read: a random subset of this size, "
                                       "drawn once from the seed, replaces the retain set (cost stops growing "
                                       "with the data set); None = the whole retain set",

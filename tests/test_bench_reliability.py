@@ -1,0 +1,90 @@
+"""bench: inapplicable cells are skipped with their reason, failures are errors listed at the end,
+and worker processes do not outlive a killed coordinator."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import yaml
+
+from unlearnkit.bench.store import ResultStore
+from unlearnkit.cli import main
+
+SPEC = {"name": "rel", "seeds": [0], "methods": ["original", "first_order", "ga"],
+        "datasets": [{"name": "synthetic", "options": {"n_samples": 300}, "models": ["mlp"], "recipe": {"epochs": 3}}],
+        "method_params": {"ga": {"lr": 1.0e30}}}
+
+
+def test_skipped_and_failed_cells_are_told_apart_and_listed(tmp_path, capsys):
+    spec = tmp_path / "rel.yaml"
+    spec.write_text(yaml.safe_dump(SPEC))
+    store = tmp_path / "rel.sqlite"
+    rc = main(["bench", str(spec), "--store", str(store), "--cache-dir", str(tmp_path / "c"), "--workers", "1", "-q"])
+    err = capsys.readouterr().err
+    assert rc == 1  # a failed cell makes the command fail
+    with ResultStore(store, readonly=True) as s:
+        status = {r["method"]: (r["status"], r["error"]) for r in s.runs()}
+    assert status["original"][0] == "done"
+    assert status["first_order"][0] == "skipped" and "needs the corrected data" in status["first_order"][1]
+    assert status["ga"][0] == "error" and "'ga' produced NaN or infinite weights" in status["ga"][1]
+    lines = err.strip().splitlines()
+    assert any(ln.startswith("skipped (1 cell(s): synthetic/mlp/random first_order seed 0): MissingSplitError")
+               for ln in lines), err
+    assert any(ln.startswith("error (1 cell(s): synthetic/mlp/random ga seed 0): NonFiniteError") for ln in lines), err
+
+
+def _children(pid: int) -> list[int]:
+    out = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            out.append(int(stat.parent.name))
+    return out
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def test_workers_end_when_bench_is_killed(tmp_path):
+    spec = tmp_path / "kill.yaml"
+    spec.write_text(yaml.safe_dump({**SPEC, "seeds": [0, 1, 2, 3], "methods": ["original", "retrain", "ft"],
+                                    "method_params": {}}))
+    cmd = [sys.executable, "-c", "import sys; from unlearnkit.cli import main; sys.exit(main())", "bench", str(spec),
+           "--store", str(tmp_path / "k.sqlite"), "--cache-dir", str(tmp_path / "c"), "--workers", "2", "-q"]
+    proc = subprocess.Popen(cmd, env={**os.environ, "OMP_NUM_THREADS": "1"}, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    workers: list[int] = []
+    try:
+        deadline = time.time() + 120
+        while time.time() < deadline and proc.poll() is None:
+            # the pool's workers (the spawn resource tracker is a child too; it exits on its own)
+            workers = [p for p in _children(proc.pid) if "spawn_main" in Path(f"/proc/{p}/cmdline").read_text()]
+            if len(workers) >= 2:
+                break
+            time.sleep(0.2)
+        assert len(workers) >= 2, "the pool did not start"
+        time.sleep(3)  # let them get to work
+        os.kill(proc.pid, signal.SIGKILL)  # the coordinator only, as an OOM killer would
+        proc.wait()
+        deadline = time.time() + 30
+        while time.time() < deadline and any(_alive(p) for p in workers):
+            time.sleep(0.2)
+        survivors = [p for p in workers if _alive(p)]
+        assert not survivors, f"workers {survivors} outlived the killed bench"
+    finally:
+        for p in workers:
+            if _alive(p):
+                os.kill(p, signal.SIGKILL)
