@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -58,6 +59,16 @@ def _alive(pid: int) -> bool:
     return state != "Z"
 
 
+def _finished_cells(store: Path) -> int:
+    if not store.exists():
+        return 0
+    try:
+        with sqlite3.connect(store, timeout=1) as con:
+            return con.execute("SELECT COUNT(*) FROM runs").fetchone()[0]
+    except sqlite3.Error:
+        return 0
+
+
 def test_workers_end_when_bench_is_killed(tmp_path):
     spec = tmp_path / "kill.yaml"
     spec.write_text(yaml.safe_dump({**SPEC, "seeds": [0, 1, 2, 3], "methods": ["original", "retrain", "ft"],
@@ -76,10 +87,11 @@ def test_workers_end_when_bench_is_killed(tmp_path):
                 break
             time.sleep(0.2)
         assert len(workers) >= 2, "the pool did not start"
-        time.sleep(3)  # let them get to work
+        while time.time() < deadline and proc.poll() is None and not _finished_cells(tmp_path / "k.sqlite"):
+            time.sleep(0.2)  # until the workers are at work (a worker notices its parent once initialised)
         os.kill(proc.pid, signal.SIGKILL)  # the coordinator only, as an OOM killer would
         proc.wait()
-        deadline = time.time() + 30
+        deadline = time.time() + 60
         while time.time() < deadline and any(_alive(p) for p in workers):
             time.sleep(0.2)
         survivors = [p for p in workers if _alive(p)]
@@ -88,3 +100,23 @@ def test_workers_end_when_bench_is_killed(tmp_path):
         for p in workers:
             if _alive(p):
                 os.kill(p, signal.SIGKILL)
+
+
+AUDIT_SCRIPT = """
+import unlearnkit
+
+result = unlearnkit.audit("synthetic", "mlp", "random", ["original", "ga"], shadow_models=4, challenge_models=3,
+                          workers=2, lira=False, ulira=False, progress=False, cache_dir={cache!r},
+                          dataset_options={{"n_samples": 200}}, recipe={{"epochs": 2}},
+                          scenario_options={{"forget_size": 0.1}})
+print("rows", len(result["rows"]), "errors", result["audit"]["errors"])
+"""
+
+
+def test_audit_runs_from_a_plain_script_without_a_main_guard(tmp_path):
+    script = tmp_path / "plain.py"
+    script.write_text(AUDIT_SCRIPT.format(cache=str(tmp_path / "cache")))
+    proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=600,
+                          env={**os.environ, "OMP_NUM_THREADS": "1"}, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.splitlines() == ["rows 2 errors {}"]  # once: the workers did not re-run the script

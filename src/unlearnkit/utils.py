@@ -8,6 +8,7 @@ import hashlib
 import json
 import os
 import random
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -121,6 +122,27 @@ def exit_with_parent(poll_s: float = 0.5) -> None:
         os._exit(1)
 
     threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
+
+
+@contextlib.contextmanager
+def spawn_without_main() -> Iterator[None]:
+    """Start "spawn" worker processes inside this block without making them re-run the caller's script.
+
+    A spawned process normally re-imports the main module, so that functions defined there can be
+    found. unlearnkit's workers run only unlearnkit functions; re-running a user's script that has no
+    ``if __name__ == "__main__":`` guard would start the whole computation again in every worker (and
+    fail there). Hiding the main module's file and spec while the processes start prevents that."""
+    main = sys.modules.get("__main__")
+    saved = {k: main.__dict__[k] for k in ("__file__", "__spec__") if main is not None and k in main.__dict__}
+    try:
+        if "__file__" in saved:
+            del main.__dict__["__file__"]
+        if "__spec__" in saved:
+            main.__dict__["__spec__"] = None
+        yield
+    finally:
+        if main is not None:
+            main.__dict__.update(saved)
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
