@@ -129,6 +129,14 @@ CLI_CASES = [
 ]
 
 
+def _status(argv: list[str]) -> int:
+    """The exit status of ``unlearnkit ARGV`` run in this process (usage errors raise SystemExit)."""
+    try:
+        return main(argv)
+    except SystemExit as exc:
+        return exc.code
+
+
 def _fill(argv: list[str], tmp: Path) -> list[str]:
     return [a.replace("{tmp}", str(tmp)) for a in argv]
 
@@ -172,7 +180,7 @@ def test_the_list_is_long_enough():
 def test_cli_bad_input(case, world, capsys):
     name, argv, words = case
     before = _snapshot(world)
-    rc = main(_fill(argv, world))
+    rc = _status(_fill(argv, world))
     out, err = capsys.readouterr()
     assert rc == 2, (rc, err)
     assert err.endswith("\n") and err.count("\n") == 1, f"not one line: {err!r}"

@@ -99,7 +99,8 @@ def test_forget_loss_keeps_significant_digits():
 
 
 def test_demo_help_shows_a_single_percent_sign(capsys):
-    assert cli(["demo", "--help"]) == 0  # main returns the exit status instead of raising SystemExit
+    with pytest.raises(SystemExit):
+        cli(["demo", "--help"])
     out = capsys.readouterr().out
     assert "10%" in out and "%%" not in out
 

@@ -61,10 +61,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
 def _main(argv: Optional[Sequence[str]]) -> int:
     parser = build_parser()
-    try:
-        args = parser.parse_args(argv)
-    except SystemExit as exc:  # usage errors (already reported in one line), --help, --version
-        return exc.code if isinstance(exc.code, int) else EXIT_USAGE
+    args = parser.parse_args(argv)  # usage errors: one line and SystemExit(2), as argparse does
     if not getattr(args, "command", None):
         parser.print_help()
         return 0
