@@ -95,6 +95,8 @@ CLI_CASES = [
     ("run-unknown-flag", RUN + ["--colour", "blue"], "unrecognized arguments"),
     ("command-unknown", ["colour"], "invalid choice"),
     ("run-without-out", RUN[:-2], "--out"),
+    ("audit-out-is-file", ["audit", "--dataset", "synthetic", "--model", "mlp", "--out", "{tmp}/notes.txt", "-q",
+                           "--cache-dir", "{tmp}/cache"], "existing file"),
     ("methods-unknown-name", ["methods", "nosuch"], "unknown method"),
     ("results-missing-store", ["results", "{tmp}/missing.sqlite"], "does not exist"),
     ("results-text-file", ["results", "{tmp}/notes.txt"], "not an unlearnkit results store"),

@@ -11,6 +11,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 import yaml
 
 from unlearnkit.bench.store import ResultStore
@@ -69,6 +70,7 @@ def _finished_cells(store: Path) -> int:
         return 0
 
 
+@pytest.mark.slow
 def test_workers_end_when_bench_is_killed(tmp_path):
     spec = tmp_path / "kill.yaml"
     spec.write_text(yaml.safe_dump({**SPEC, "seeds": [0, 1, 2, 3], "methods": ["original", "retrain", "ft"],
@@ -113,6 +115,7 @@ print("rows", len(result["rows"]), "errors", result["audit"]["errors"])
 """
 
 
+@pytest.mark.slow
 def test_audit_runs_from_a_plain_script_without_a_main_guard(tmp_path):
     script = tmp_path / "plain.py"
     script.write_text(AUDIT_SCRIPT.format(cache=str(tmp_path / "cache")))

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from ..bench.audit import AuditConfig, run_audit
 from ..bench.audit_report import audit_table
-from .common import add_common_args, add_experiment_args, cache_from_args, config_from_args
+from .common import add_common_args, add_experiment_args, cache_from_args, check_out_folder, config_from_args
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -49,6 +49,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
+    check_out_folder(args.out)
     experiment = config_from_args(args)
     config = AuditConfig(experiment=experiment, shadow_models=args.shadow_models,
                          challenge_models=args.challenge_models, variance=args.variance, augment=args.augment,

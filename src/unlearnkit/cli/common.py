@@ -164,6 +164,12 @@ def config_from_args(args: argparse.Namespace, defaults: dict[str, Any] | None =
     return config
 
 
+def check_out_folder(path: Path) -> None:
+    """Refuse, before any work, an output folder path that names an existing file."""
+    if path.exists() and not path.is_dir():
+        raise UnlearnkitError(f"--out {path} is an existing file; give a folder")
+
+
 def cache_from_args(args: argparse.Namespace) -> ModelCache:
     cache = ModelCache(args.cache_dir, enabled=not args.no_cache)
     cache.check_usable()

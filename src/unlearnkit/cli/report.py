@@ -8,6 +8,7 @@ from pathlib import Path
 from ..bench.leaderboard import write_report
 from ..bench.store import ResultStore
 from ..errors import UnlearnkitError
+from .common import check_out_folder
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -26,8 +27,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    if args.out.exists() and not args.out.is_dir():
-        raise UnlearnkitError(f"--out {args.out} is an existing file; give a folder")
+    check_out_folder(args.out)
     keys, title = None, args.title or f"unlearnkit benchmark ({args.store.name})"
     with ResultStore(args.store, readonly=True) as store:
         if args.spec:
