@@ -19,7 +19,7 @@ import torch
 
 from ..methods import get_method
 from ..training_stacked import TrainingRun, stack_blocker, train_many
-from ..utils import Timer
+from ..utils import Timer, spawn_without_main
 
 log = logging.getLogger(__name__)
 
@@ -116,7 +116,7 @@ def pretrain_stacked(jobs: list[tuple], cfg, cache, workers: int, model, max_sta
 
     trained = []  # each worker's Experiment applies the threading policy (the config's threads)
     with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"), initializer=A._init_worker,
-                             initargs=init_args) as pool:
+                             initargs=init_args) as pool, spawn_without_main():
         for phase in phases:  # phase 2 starts from the originals phase 1 trained
             trained += [i for ids in pool.map(_run_chunk, _chunks(phase, size)) for i in ids]
     return {"stacked_models": len(trained), "max_stack": size, "trained": trained}
