@@ -116,6 +116,7 @@ print("rows", len(result["rows"]), "errors", result["audit"]["errors"])
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(900)  # three processes importing torch; minutes on a loaded machine
 def test_audit_runs_from_a_plain_script_without_a_main_guard(tmp_path):
     script = tmp_path / "plain.py"
     script.write_text(AUDIT_SCRIPT.format(cache=str(tmp_path / "cache")))
