@@ -69,6 +69,8 @@ class Hyperparameters:
             bounds = dict(f.metadata.get("bounds", {}))
             if f.name in ("lr", "epochs", "batch_size") and not bounds:
                 bounds = {"gt": 0}  # a zero or negative step size, length or batch is never meant
+            if f.name in ("momentum", "weight_decay") and not bounds:
+                bounds = {"ge": 0}  # torch's optimisers reject negative values (with a traceback)
             if value is not None and not _within(value, bounds):
                 raise HyperparameterError(f"{owner}.{f.name}={value!r} must be {_describe_bounds(bounds)}")
 
