@@ -98,7 +98,7 @@ log = logging.getLogger(__name__)
 @dataclass
 class InstanceAdvParams(SelectionParams):
     goal: str = hp("auto", "misclassify | relabel; auto = the task's metadata['goal'] (else misclassify)",
-                   choices=("auto",) + GOALS)
+                   "the two goals of Cha et al. 2024", choices=("auto",) + GOALS)
     lr: float = hp(1e-3, "learning rate", "reference scripts")
     optimizer: str = hp("sgd", "optimiser", "reference code", choices=("sgd", "adam"))
     momentum: float = hp(0.9, "SGD momentum", "reference code", ge=0)
@@ -114,7 +114,8 @@ class InstanceAdvParams(SelectionParams):
     num_adv: int = hp(20, "adversarial examples per forget instance", "reference scripts (CIFAR-10)", ge=1)
     adv_batch_size: int = hp(32, "adversarial examples per step",
                              "tuned on digits and mnist1d, k in {16, 64} (reference 256; see module doc)", ge=1)
-    eps: float = hp(0.0, "L2 radius of the attack; 0 = eps_ratio x mean L2 norm of the forget inputs", ge=0)
+    eps: float = hp(0.0, "L2 radius of the attack; 0 = eps_ratio x mean L2 norm of the forget inputs",
+                    "reference 4.0 on CIFAR-10; 0 scales it to the data (see eps_ratio)", ge=0)
     eps_ratio: float = hp(0.3, "automatic eps as a fraction of the mean L2 norm of the forget inputs",
                           "our scaling of the reference eps 4.0 on CIFAR-10 (see module doc)", gt=0)
     pgd_steps: int = hp(100, "PGD iterations", "reference scripts", ge=1)
@@ -134,10 +135,9 @@ class InstanceAdvParams(SelectionParams):
 
 @register_method
 class InstanceAdv(CarriedAcrossRequests, IterativeMethod):
-    """One round of the iterative family's loop is one optimisation step (a forget batch plus an
-    adversarial batch); the loop ends as soon as every instance meets the goal, or after
-    ``max_steps``. ``update`` does the step, so ``select`` and update masks apply as for every
-    iterative method."""
+    """One round of the iterative loop is one step (a forget plus an adversarial batch), until every
+    instance meets the goal or ``max_steps``; ``update`` does the step, so ``select`` and update
+    masks apply as for every iterative method."""
 
     name = "instance_adv"
     summary = "instance-wise unlearning: forget term + adversarial examples + MAS weight importance (Cha et al. 2024)"
