@@ -1,5 +1,6 @@
-"""dist_match: MMD / median heuristic / AUC stopping rule by hand, the method without
-retain data, and the backdoor scenario (trigger placement, poison rate, ASR formula)."""
+"""dist_match: MMD / median heuristic / quantile targets / stratified AUC by hand, the stopping rule
+against a linear probe, the mode rule, the method without retain data, and the backdoor scenario
+(trigger placement, poison rate, ASR formula)."""
 
 from __future__ import annotations
 
@@ -10,14 +11,26 @@ import pytest
 import torch
 from torch import nn
 
+from dataclasses import replace
+
 from unlearnkit.data import load_dataset
 from unlearnkit.data.split import Split
-from unlearnkit.methods import get_method
+from unlearnkit.errors import NoOpWarning
+from unlearnkit.evaluation import accuracy
+from unlearnkit.methods import METHODS, get_method
+from unlearnkit.models import build_model
 from unlearnkit.methods.dist_match import (auc_stop, gaussian_mmd2, lira_confidence, median_bandwidth,
-                                           two_sample_auc)
+                                           quantile_targets, stratified_auc, two_sample_auc)
 from unlearnkit.scenarios import get_scenario
 from unlearnkit.scenarios.backdoor import apply_trigger, attack_success_rate, trigger_region
-from conftest import make_toy
+from unlearnkit.task import UnlearningTask
+from unlearnkit.training import TrainRecipe, train_model
+from unlearnkit.utils import seeded
+from conftest import forget_loss, make_toy
+
+# trains the toy model on to (near) zero loss: every training sample memorised
+TOY_MEMORISE = TrainRecipe("adam", lr=3e-3, momentum=0.0, weight_decay=0.0, epochs=40, batch_size=32,
+                           schedule="constant")
 
 
 # -- MMD and the median heuristic ----------------------------------------------------------------
@@ -54,7 +67,25 @@ def test_lira_confidence_matches_definition():
     assert float(lira_confidence(logits, torch.tensor([0]))) == pytest.approx(expected, rel=1e-5)
 
 
-# -- the stopping rule ---------------------------------------------------------------------------------
+# -- per-class quantile targets and the stratified two-sample AUC ------------------------------------
+def test_quantile_targets_hand_computed():
+    # class 0: forget scores 3, 1, 2 get the 5/6, 1/6, 1/2 quantiles of {0, 10} (linear interpolation)
+    # class 1 has no reference scores: the pooled reference {0, 10, 4} is used (its median is 4)
+    scores, labels = torch.tensor([3.0, 1.0, 2.0, 7.0]), torch.tensor([0, 0, 0, 1])
+    ref, ref_labels = torch.tensor([0.0, 10.0, 4.0]), torch.tensor([0, 0, 2])
+    t = quantile_targets(scores, labels, ref, ref_labels)
+    assert t.tolist() == pytest.approx([25 / 3, 5 / 3, 5.0, 4.0], rel=1e-5)
+
+
+def test_stratified_auc_hand_computed():
+    # class 0: every forget score above every reference score (1); class 1: below (0); weights 2 and 1
+    a, a_lab = np.array([3.0, 4.0, 0.0]), np.array([0, 0, 1])
+    b, b_lab = np.array([1.0, 2.0, 1.0, 2.0]), np.array([0, 0, 1, 1])
+    assert stratified_auc(a, a_lab, b, b_lab) == pytest.approx(2 / 3)
+    assert stratified_auc(np.array([1.0]), np.array([0]), np.array([1.0]), np.array([0])) == 0.5  # a tie
+    assert stratified_auc(a, a_lab, b, np.full(4, 5)) == 0.5  # no class in common
+
+
 def test_auc_separable_and_indistinguishable():
     rng = np.random.default_rng(0)
     same_a, same_b = rng.normal(size=(200, 3)), rng.normal(size=(200, 3))
@@ -65,43 +96,119 @@ def test_auc_separable_and_indistinguishable():
     assert auc_stop(0.3, 0.05)  # below chance = nothing that generalises: stop
 
 
+def _logits_for(y: torch.Tensor, p_y: torch.Tensor, k: int) -> torch.Tensor:
+    """Logits with probability p_y on label y and the rest spread evenly over the other classes."""
+    logits = torch.zeros(len(y), k)
+    logits[torch.arange(len(y)), y] = torch.log(p_y * (k - 1) / (1 - p_y))
+    return logits
+
+
+def test_stopping_rule_sees_memorisation_a_linear_probe_cannot():
+    """A memorised forget set (p_y ~ 0.99 on its labels) against unseen data of the same classes
+    (p_y ~ 0.6), classes balanced: a logistic regression on softmax + one-hot label cannot tell them
+    apart ("p_y high for the given y" is not linear in those features), the rule's statistic can."""
+    k, n = 3, 300
+    g = torch.Generator().manual_seed(0)
+    y_f, y_t = torch.arange(n) % k, torch.arange(n) % k
+    x_f = _logits_for(y_f, 0.97 + 0.025 * torch.rand(n, generator=g), k)
+    x_t = _logits_for(y_t, 0.4 + 0.4 * torch.rand(n, generator=g), k)
+
+    def probe(x, y):
+        return torch.cat([torch.softmax(x, 1), nn.functional.one_hot(y, k).float()], 1).numpy()
+
+    assert abs(two_sample_auc(probe(x_f, y_f), probe(x_t, y_t)) - 0.5) < 0.1
+    model = nn.Linear(k, k)  # the identity: the inputs are the logits
+    with torch.no_grad():
+        model.weight.copy_(torch.eye(k))
+        model.bias.zero_()
+    task = UnlearningTask(forget=Split(x_f, y_f), third_party=Split(x_t, y_t), num_classes=k)
+    m = get_method("dist_match", epochs=1, mode="subset")
+    m.unlearn(model, task, seed=0)
+    assert m.history[0] > 0.95 and not auc_stop(m.history[0], m.params.stop_tol)
+
+
 def test_stopping_rule_stops_early_when_already_matched():
-    """With the forget set drawn from the same distribution as the third-party set the rule fires
-    before any update: the model is returned unchanged and only one AUC was computed."""
+    """With the forget set drawn from the third-party data itself the rule fires before any update:
+    the model is returned unchanged and only one AUC was computed."""
     model, data = make_toy("random", forget_size=0.1)
     task = data.task
     task.forget = task.third_party.subset(np.arange(40))  # forget = unseen data: already indistinguishable
-    m = get_method("dist_match", epochs=3, stop_tol=0.2)
-    out = m.unlearn(model, task, seed=0)
-    assert len(m.history) == 1 and auc_stop(m.history[0], 0.2)
+    m = get_method("dist_match", epochs=3)
+    with pytest.warns(NoOpWarning):  # nothing to do is reported as such
+        out = m.unlearn(model, task, seed=0)
+    assert len(m.history) == 1 and auc_stop(m.history[0], m.params.stop_tol)
     assert all(torch.equal(a, b) for a, b in zip(out.state_dict().values(), model.state_dict().values()))
 
 
 # -- the method -------------------------------------------------------------------------------------------
-@pytest.mark.parametrize("discrepancy", ["mmd", "adv"])
-def test_runs_without_retain_and_forgets_a_class(discrepancy):
+def test_subset_mode_unlearns_a_memorised_random_subset():
+    """On a model that memorised its training set (train acc 1, test ~0.6) the subset mode moves
+    the forget scores towards the third-party ones (the stratified AUC falls) and forgets."""
+    bundle = load_dataset("synthetic", n_samples=600, n_features=20, n_classes=4, separation=0.6)
+    task = get_scenario("random", forget_size=0.2).build(bundle, seed=0).task
+    with seeded(0):
+        model = build_model("mlp", bundle.input_shape, bundle.num_classes, hidden=(64, 64))
+    train_model(model, Split.concat(task.forget, task.retain), TOY_MEMORISE, seed=0)
+    assert accuracy(model, task.forget) == 1.0
+    m = get_method("dist_match")
+    out = m.unlearn(model, task, seed=0)
+    assert m.mode == "subset" and m.history[0] > 0.7
+    assert m.history[-1] < m.history[0] - 0.1
+    assert forget_loss(out, task) > 2 * forget_loss(model, task)
+    assert accuracy(out, task.forget) < 0.9 and accuracy(out, task.retain) > 0.8
+
+
+def test_targets_are_per_class_quantiles_of_the_current_third_party_scores():
+    model, data = make_toy("random", forget_size=0.1)
+    m = get_method("dist_match", epochs=1)
+    m.unlearn(model, data.task, seed=0)
+    tgt = data.task.third_party
+    for c in torch.unique(data.task.forget.y):
+        t = m.targets[data.task.forget.y == c]
+        # every target lies within the range of the model's third-party scores of its class
+        scores = lira_confidence(m.model(tgt.x[tgt.y == c]), tgt.y[tgt.y == c]).detach()
+        assert float(t.min()) >= float(scores.min()) - 1e-4 and float(t.max()) <= float(scores.max()) + 1e-4
+
+
+@pytest.mark.parametrize("scenario, options, expected", [
+    ("class", {"forget_class": 0}, "concept"),      # a whole label
+    ("random", {"forget_size": 0.1}, "subset"),     # several labels
+    ("instance", {"forget_size": 1}, "subset"),     # one label, a tiny share of its class
+])
+def test_auto_mode_rule(scenario, options, expected):
+    model, data = make_toy(scenario, **options)
+    m = get_method("dist_match", epochs=1)
+    m.unlearn(model, data.task, seed=0)
+    assert m.mode == expected
+
+
+def test_auto_mode_corrections_and_no_retain():
     model, data = make_toy("class", forget_class=0)
     task = data.task
-    from dataclasses import replace
-    no_retain = replace(task, retain=None)
-    m = get_method("dist_match", discrepancy=discrepancy, epochs=5, lr=3e-3)
-    out = m.unlearn(model, no_retain, seed=0)
+    m = get_method("dist_match")
+    assert m.choose_mode(replace(task, corrected=task.forget)) == "subset"  # a correction keeps the class
+    assert m.choose_mode(replace(task, retain=None)) == "concept"  # single label, >= concept_min samples
+    few = replace(task, retain=None, forget=task.forget.subset(np.arange(5)))
+    assert m.choose_mode(few) == "subset"
+
+
+@pytest.mark.parametrize("name", ["dist_match", "dist_match_noretain"])
+def test_runs_without_retain_and_forgets_a_class(name):
+    model, data = make_toy("class", forget_class=0)
+    task = data.task
+    m = get_method(name, epochs=5, lr=3e-3)
+    out = m.unlearn(model, task if name == "dist_match_noretain" else replace(task, retain=None), seed=0)
     before = (model(task.forget.x).argmax(1) == task.forget.y).float().mean()
     after = (out(task.forget.x).argmax(1) == task.forget.y).float().mean()
-    if discrepancy == "mmd":
-        assert after < before - 0.3
-    else:  # the discriminator needs a few epochs to learn before its gradient helps: it must run and move
-        assert len(m.history) > 1
-        assert not all(torch.equal(a, b) for a, b in zip(out.state_dict().values(), model.state_dict().values()))
-    assert m.marginal and m.retain_set is None
+    assert after < before - 0.3
+    assert m.mode == "concept" and m.retain_set is None  # the variant never sees the task's retain split
     assert not torch.isin(m.target_set.y, torch.tensor([0])).any()  # forgotten class withheld
 
 
-def test_conditional_matching_for_subsets():
-    model, data = make_toy("random", forget_size=0.1)
-    m = get_method("dist_match", epochs=1, min_epochs=1, features="both")
-    m.unlearn(model, data.task, seed=0)
-    assert not m.marginal and len(m.target_set) == len(data.task.third_party)
+def test_declared_splits():
+    cls, variant = METHODS.get("dist_match"), METHODS.get("dist_match_noretain")
+    assert cls.requires == ("forget", "third_party") and set(cls.optional) == {"retain", "corrected"}
+    assert variant.requires == cls.requires and "retain" not in variant.optional and variant.withheld == ("retain",)
 
 
 # -- the backdoor scenario ------------------------------------------------------------------------------

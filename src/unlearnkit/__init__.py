@@ -14,7 +14,7 @@ from torch import nn
 
 from ._version import __version__
 from .data import DATASETS, DatasetBundle, Split, as_split, load_dataset
-from .errors import (DataError, HyperparameterError, MissingSplitError, UnknownNameError,
+from .errors import (DataError, HyperparameterError, MissingSplitError, NoOpWarning, UnknownNameError,
                      UnlearnkitError)
 from .evaluation import evaluate
 from .io import load_model, save_model
@@ -46,6 +46,7 @@ def unlearn(
     are the method's (see ``unlearnkit methods``); the input model is modified only if ``inplace``.
     For sequential deletion requests pass the previous call's output as ``model`` and one
     ``RequestState`` as ``state`` to every call (methods that carry nothing across requests ignore it).
+    A ``NoOpWarning`` says when the call left the forget set's predictions and loss unchanged.
     """
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
@@ -64,7 +65,7 @@ def audit(*args: Any, **kwargs: Any) -> dict[str, Any]:
 
 __all__ = [
     "DATASETS", "METHODS", "MODELS", "SCENARIOS", "DataError", "DatasetBundle", "HyperparameterError",
-    "MissingSplitError", "RequestState", "Split", "TrainRecipe", "UnknownNameError", "UnlearningTask", "UnlearnkitError",
+    "MissingSplitError", "NoOpWarning", "RequestState", "Split", "TrainRecipe", "UnknownNameError", "UnlearningTask", "UnlearnkitError",
     "__version__", "as_split", "audit", "build_model", "evaluate", "get_method", "get_scenario", "list_methods",
     "load_dataset", "load_model", "save_model", "train_model", "unlearn", "unlearn_with_receipt",
     "UnlearningResult", "weights_sha256",

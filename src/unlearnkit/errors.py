@@ -34,3 +34,7 @@ class CheckpointError(UnlearnkitError):
 
 class NonFiniteError(UnlearnkitError):
     """Input data, a hyperparameter or a trained/unlearned model holds NaN or infinite values."""
+
+
+class NoOpWarning(UserWarning):
+    """An unlearning call left the forget set's predictions and loss unchanged (see ``methods/_noop.py``)."""

@@ -36,6 +36,7 @@ from .evaluation import evaluate, predict_logits
 from .evaluation.metrics import mean_loss
 from .io import tensor_digest
 from .methods import get_method
+from .methods._noop import NOOP_REL_TOL, is_noop
 from .task import UnlearningTask
 from .training import TrainRecipe
 from .utils import Timer, resolve_device, to_jsonable, warm_up_torch
@@ -50,11 +51,6 @@ HASH_SCHEME = {
     "forget_samples": "the weights scheme applied to two tensors: 'x', the forget samples as the model sees "
                       "them, and 'y', their labels as int64, both in sorted-index order",
 }
-
-#: a request counts as a no-op when every forget prediction (argmax) is unchanged and the mean forget
-#: loss moved by at most NOOP_ATOL + NOOP_RTOL * (loss before)
-NOOP_ATOL = 1e-3
-NOOP_RTOL = 0.05
 
 
 @dataclass(frozen=True)
@@ -104,13 +100,12 @@ def match_weights(receipt: Mapping[str, Any], weights: nn.Module | Mapping[str, 
 # -- evidence ----------------------------------------------------------------------------------
 def forget_change(before: nn.Module, after: nn.Module, forget: Split) -> dict[str, Any]:
     """How much the request changed the model on the forget set, and whether that is nothing at all
-    (``no_op``: identical predictions and a forget loss within the tolerances above)."""
+    (``no_op``: the criterion every unlearning call is checked with, ``methods._noop.is_noop``)."""
     changed = int((predict_logits(before, forget).argmax(1) != predict_logits(after, forget).argmax(1)).sum())
     loss_before, loss_after = mean_loss(before, forget), mean_loss(after, forget)
-    unchanged_loss = abs(loss_after - loss_before) <= NOOP_ATOL + NOOP_RTOL * abs(loss_before)
-    return {"no_op": bool(changed == 0 and unchanged_loss), "forget_predictions_changed": changed,
+    return {"no_op": is_noop(changed, loss_before, loss_after), "forget_predictions_changed": changed,
             "forget_loss_before": loss_before, "forget_loss_after": loss_after,
-            "tolerance": {"atol": NOOP_ATOL, "rtol": NOOP_RTOL}}
+            "tolerance": {"rtol": NOOP_REL_TOL}}
 
 
 def software_versions() -> dict[str, str]:

@@ -32,6 +32,7 @@ from typing import Any, Optional
 from .._version import __version__
 from ..errors import UnlearnkitError
 from ..methods import METHODS
+from ..methods.base import describe_data
 from .audit_analysis import analyse
 from .audit_jobs import AuditJob, _config_payload, _init_worker, _scenario_pieces, plan_jobs, run_job
 from .backends import get_backend
@@ -155,6 +156,7 @@ def run_audit(config: AuditConfig, out_dir: str | Path | None = None, *, cache: 
             results[job_id]["cached"] = False
     audit = analyse(config, methods, pieces, results, errors)
     audit["skipped_methods"] = skipped
+    audit["data_read"] = {m: describe_data(METHODS.get(m), data.task.available()) for m in methods}
     audit["wall_s"] = time.perf_counter() - start
     audit["workers"] = min(config.n_workers(), len(jobs))
     audit["n_models"] = len(jobs)

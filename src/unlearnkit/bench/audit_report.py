@@ -108,6 +108,8 @@ def render_audit_report(results: dict[str, Any]) -> str:
     if ok:
         parts.append("\nStandard metrics (first challenge model for MIA-efficacy and JS):\n")
         parts.append(markdown_table(ok))
+    if a.get("data_read"):
+        parts.append("\nData each method read: " + "; ".join(f"`{m}` {d}" for m, d in a["data_read"].items()) + "\n")
     if a.get("skipped_methods"):
         parts.append("\nSkipped: " + "; ".join(f"`{m}` ({why})" for m, why in a["skipped_methods"].items()) + "\n")
     if a.get("errors"):

@@ -162,6 +162,7 @@ class Experiment:
     def run_method(self, ctx: SeedContext, name: str) -> dict[str, Any]:
         """Unlearn with ``name`` from the original model of ``ctx`` and return the result row."""
         params = self.config.method_params.get(name, {})
+        method = None
         if name == "original":
             model, seconds = ctx.original, 0.0
         elif name == "retrain" and not params:
@@ -176,6 +177,8 @@ class Experiment:
         row.update(self.evaluate(model, ctx))
         row["time_s"] = seconds
         row["time_source"] = "measured"
+        if method is not None and method.changes_model:
+            row["noop"] = method.noop is not None  # forget predictions and loss unchanged by the call
         return row
 
     def run_cell(self, ctx: SeedContext, name: str) -> list[dict[str, Any]]:

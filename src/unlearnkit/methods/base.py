@@ -40,6 +40,7 @@ from ..task import UnlearningTask
 from ..training import TrainRecipe, make_optimizer
 from ..training_stacked import TrainingRun
 from ..utils import resolve_device, seeded
+from ._noop import detect_noop, warn_noop
 from .selection import SCORES, select_params, selection_data
 from .state import RequestState
 
@@ -63,6 +64,14 @@ class UnlearningMethod(ABC):
     Params: ClassVar[type[Hyperparameters]] = Hyperparameters
     #: splits of the task this method cannot run without
     requires: ClassVar[tuple[str, ...]] = ("forget",)
+    #: splits it reads when the task has them and runs without otherwise
+    optional: ClassVar[tuple[str, ...]] = ()
+    #: splits removed from the task before the method sees it (retain-free variants)
+    withheld: ClassVar[tuple[str, ...]] = ()
+    #: False for references that are meant to leave the model as it is (no no-op check)
+    changes_model: ClassVar[bool] = True
+    #: what to try when a call leaves the forget set unchanged (the no-op warning's advice)
+    noop_hint: ClassVar[str] = "a larger lr or more epochs"
 
     def __init__(self, params: Optional[Hyperparameters] = None, **overrides: Any) -> None:
         if params is not None and not isinstance(params, self.Params):
@@ -90,13 +99,16 @@ class UnlearningMethod(ABC):
 
         ``state``: for sequential deletion requests, one ``RequestState`` passed to every call of the
         stream (the model returned by request r is the input of request r + 1); the method reads and
-        updates it, and ``state.done`` counts the requests completed."""
+        updates it, and ``state.done`` counts the requests completed.
+        ``self.noop`` is then a ``NoOpReport`` (and a ``NoOpWarning`` raised) if nothing changed."""
         if not isinstance(model, nn.Module):
             raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
         if not isinstance(task, UnlearningTask):
             raise TypeError(f"task must be an UnlearningTask, got {type(task).__name__}")
         if state is not None and not isinstance(state, RequestState):
             raise TypeError(f"state must be a RequestState (one per stream of requests), got {type(state).__name__}")
+        if self.withheld:
+            task = replace(task, **{name: None for name in self.withheld})
         missing = [s for s in self.requires if getattr(task, s) is None]
         if missing:
             raise MissingSplitError(
@@ -122,11 +134,14 @@ class UnlearningMethod(ABC):
             with seeded(self.seed):
                 self.generator = torch.Generator().manual_seed(self.seed)
                 result = self._unlearn(work, task)
+            result = work if result is None else result
+            self.noop = detect_noop(self.original, result, task.forget) if self.changes_model else None
             self.state.done += 1
         finally:
             self.state.move(torch.device("cpu"))
             del self.original, self.state
-        result = work if result is None else result
+        if self.noop is not None:
+            warn_noop(self.name, self.noop, self.noop_hint)
         result.to(home)
         for name, m in result.named_modules():
             if name in modes:
@@ -363,9 +378,33 @@ METHODS: Registry[type[UnlearningMethod]] = Registry("method")
 
 
 def register_method(cls: type[UnlearningMethod]) -> type[UnlearningMethod]:
-    """Class decorator: register a method under its ``name`` (duplicates raise)."""
+    """Class decorator: register a method under its ``name`` (duplicates raise). A method that reads
+    retain data only when given (``"retain" in optional``) is also registered as ``NAME_noretain``,
+    the same algorithm never shown the retain split, so both settings can be run and compared."""
     if not cls.name:
         raise TypeError(f"{cls.__name__} must set a class attribute 'name' before registering")
     if not cls.summary:
         raise TypeError(f"{cls.__name__} must set a one-line 'summary'")
-    return METHODS.register(cls.name)(cls)
+    if set(cls.optional) & set(cls.requires):
+        raise TypeError(f"{cls.__name__} declares {sorted(set(cls.optional) & set(cls.requires))} both required "
+                        "and optional")
+    METHODS.register(cls.name)(cls)
+    if "retain" in cls.optional:
+        variant = type(f"{cls.__name__}NoRetain", (cls,), {
+            "name": f"{cls.name}{RETAIN_FREE_SUFFIX}", "summary": f"{cls.summary} [without retain data]",
+            "optional": tuple(s for s in cls.optional if s != "retain"), "withheld": ("retain",),
+            "__module__": cls.__module__, "__doc__": cls.__doc__})
+        METHODS.register(variant.name)(variant)
+    return cls
+
+
+#: suffix of the retain-free variant of a method that uses retain data only when given
+RETAIN_FREE_SUFFIX = "_noretain"
+
+
+def describe_data(cls: type[UnlearningMethod], available: Optional[set[str]] = None) -> str:
+    """The data a method reads: its required splits, then ``+ used when given: ...`` for its optional
+    ones (with ``available``, only those the task provides), e.g. ``forget, third_party + used when
+    given: retain``."""
+    optional = [s for s in cls.optional if available is None or s in available]
+    return ", ".join(cls.requires) + (f" + used when given: {', '.join(optional)}" if optional else "")

@@ -12,6 +12,7 @@ class Original(UnlearningMethod):
     name = "original"
     summary = "no-op: the model before unlearning (reference row)"
     family = "reference"
+    changes_model = False
 
     def _unlearn(self, model, task):
         return model

@@ -9,6 +9,9 @@ KL_T is the distillation KL at temperature T, times T^2, averaged over the batch
 before the min-steps of the same epoch (reference ``train_distill(split="maximize")`` then
 ``"minimize"``); after ``msteps`` epochs only min-steps remain, which repairs the retain performance.
 The optional "rewind" of the paper (early stopping on a validation forget error) is not implemented.
+The max-step starts where KL(teacher || student) and its gradient are 0; on a saturated model only
+the min-steps move the student. ``forget_loss=confidence`` makes the max-step descend
+max(0, log p_y - log(1 - p_y)) instead (``_forget_loss.py``); the default is the reference KL.
 
 Defaults: the reference's small-scale setting (``small_scale_unlearning.ipynb``: Adam, lr 5e-4,
 weight decay 0.1, T 2, gamma 1, alpha 0.5, msteps 3, 10 epochs) except two choices that are the
@@ -34,6 +37,7 @@ import torch
 from torch.nn import functional as F
 
 from ..errors import HyperparameterError
+from ._forget_loss import FORGET_LOSSES, SATURATION_HINT, forget_ascent_loss
 from ._peer_utils import kl_teacher_student
 from .base import IterativeMethod, IterativeParams, hp, register_method
 
@@ -55,6 +59,9 @@ class SCRUBParams(IterativeParams):
     temperature: float = hp(2.0, "distillation temperature T", "SCRUB reference (small scale)")
     gamma: float = hp(1.0, "weight of the retain cross-entropy in min-steps", "SCRUB reference (small scale)")
     alpha: float = hp(0.5, "weight of the retain KL to the teacher in min-steps", "SCRUB reference (small scale)")
+    forget_loss: str = hp("kl", "max-step objective: kl = -KL(teacher || student) (reference; zero gradient at the "
+                                "start), confidence = max(0, log p_y - log(1 - p_y)) descended",
+                          "reference: kl", choices=("kl",) + FORGET_LOSSES[1:])
 
 
 @register_method
@@ -65,6 +72,7 @@ class SCRUB(IterativeMethod):
     requires = ("forget", "retain")
     has_max_phase = True
     has_min_phase = True
+    noop_hint = SATURATION_HINT
 
     def milestones(self) -> list[int]:
         text = self.params.lr_decay_epochs.replace(" ", "")
@@ -97,6 +105,8 @@ class SCRUB(IterativeMethod):
                 self.update(self.min_step(x, y, epoch))
 
     def max_step(self, x, y, epoch):
+        if self.params.forget_loss == "confidence":
+            return forget_ascent_loss(self.model(x), y, "confidence")
         return -kl_teacher_student(self.model(x), self.teacher_probs(x), self.params.temperature)
 
     def min_step(self, x, y, epoch):

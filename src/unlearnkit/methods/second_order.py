@@ -64,6 +64,7 @@ class SecondOrder(CorrectionMethod):
     name = "second_order"
     summary = "second-order feature/label unlearning: theta - H^-1 (grad L(Z~) - grad L(Z)) (Warnecke et al.)"
     Params = SecondOrderParams
+    optional = ("retain",)  # the Hessian is taken on retain + corrected when retain is given
 
     def _unlearn(self, model, task):
         self.check_pairs(task)
