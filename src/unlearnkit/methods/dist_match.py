@@ -39,8 +39,8 @@ losses below are ours):
   ``check_size`` samples per side). Training stops when AUC - 0.5 <= ``stop_tol``; ``epochs`` caps it.
 
 Data: forget and third_party are required. Retain is optional (used when given; the registered
-variant ``dist_match_noretain`` never sees it): CE on it is a retention term. ``corrected`` (a correction request) is optional and
-joins the retain term, as it joins Retrain's training set. Without retain data the KL anchor to the
+variant ``dist_match_noretain`` never sees it): CE on it is a retention term. ``corrected`` (a
+correction request) is optional and joins the retain term, as it joins Retrain's training set. Without retain data the KL anchor to the
 original on third-party data is the only retention term; in subset mode it is then weighted
 w_anchor + w_retain.
 
@@ -170,7 +170,8 @@ class DistMatchParams(IterativeParams):
     epochs: int = hp(15, "cap on passes over the forget set (the stopping rule usually stops earlier)",
                       "our tuning on mnist1d/mlp", ge=1)
     lr: float = hp(3e-3, "learning rate", "our tuning on mnist1d/mlp", gt=0)
-    batch_size: int = hp(64, "forget samples per step (the third-party batch is as large)", "our tuning on mnist1d/mlp", ge=1)
+    batch_size: int = hp(64, "forget samples per step (the third-party batch is as large)",
+                         "our tuning on mnist1d/mlp", ge=1)
     optimizer: str = hp("adam", "optimiser", "our tuning", choices=("sgd", "adam"))
     weight_decay: float = hp(0.0, "weight decay")
     mode: str = hp("auto", "subset (per-example, per-class score matching), concept (marginal softmax MMD, "
@@ -183,12 +184,15 @@ class DistMatchParams(IterativeParams):
     retain_batch: int = hp(128, "retain (+ corrected) samples per step", "our tuning on mnist1d/mlp", ge=1)
     match_weight: float = hp(1.0, "weight of the matching term", ge=0)
     anchor_weight: float = hp(1.0, "weight of KL(original || model) on third-party data", ge=0)
-    retain_weight: float = hp(8.0, "weight of CE on retain (+ corrected) data, when used", "our tuning on mnist1d/mlp", ge=0)
+    retain_weight: float = hp(8.0, "weight of CE on retain (+ corrected) data, when used",
+                              "our tuning on mnist1d/mlp", ge=0)
     huber_delta: float = hp(1.0, "subset: Huber transition of the score loss (score units)", "our choice", gt=0)
-    stop_tol: float = hp(0.01, "subset: stop when the stratified AUC - 0.5 <= stop_tol", "our tuning on mnist1d/mlp", ge=0)
+    stop_tol: float = hp(0.01, "subset: stop when the stratified AUC - 0.5 <= stop_tol",
+                         "our tuning on mnist1d/mlp", ge=0)
     concept_epochs: int = hp(5, "concept: cap on passes over the forget set (keeps it >= 10x faster than Retrain "
                                 "on digits/cnn)", "our tuning on digits/cnn", ge=1)
-    concept_stop_tol: float = hp(0.05, "concept: stop when the held-out AUC - 0.5 <= this", "our tuning on digits/cnn", ge=0)
+    concept_stop_tol: float = hp(0.05, "concept: stop when the held-out AUC - 0.5 <= this",
+                                 "our tuning on digits/cnn", ge=0)
     check_size: int = hp(128, "concept: at most this many forget and third-party samples feed the stopping rule",
                          "our tuning on digits/cnn", ge=4)
 
