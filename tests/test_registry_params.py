@@ -86,7 +86,7 @@ def test_declared_bounds_accept_their_edges_and_none():
     ("fisher", {"alpha": -1e-6}, r"fisher\.alpha=-1e-06 must be >= 0"),
     ("bad_teacher", {"retain_fraction": 1.2}, r"bad_teacher\.retain_fraction=1\.2 must be in \[0, 1\]"),
     ("unsir", {"retain_fraction": 0}, r"unsir\.retain_fraction=0\.0 must be in \(0, 1\]"),
-    ("dist_match", {"retain_fraction": -0.5}, r"dist_match\.retain_fraction=-0\.5 must be in \[0, 1\]"),
+    ("dist_match", {"concept_share": -0.5}, r"dist_match\.concept_share=-0\.5 must be in \[0, 1\]"),
     ("instance_adv", {"pgd_steps": 0}, r"instance_adv\.pgd_steps=0 must be >= 1"),
     ("ga", {"select_fraction": 2}, r"ga\.select_fraction=2\.0 must be in \(0, 1\]"),
 ])

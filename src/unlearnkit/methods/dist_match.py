@@ -36,7 +36,11 @@ losses below are ours):
   forget counts). A logistic regression on softmax + one-hot label cannot see this: with classes
   balanced, "p_y is high for the given y" is not linear in those features. Concept: held-out AUC of
   a logistic regression telling forget from third-party softmax vectors (2-fold, at most
-  ``check_size`` samples per side). Training stops when AUC - 0.5 <= ``stop_tol``; ``epochs`` caps it.
+  ``check_size`` samples per side). Subset mode stops when |AUC - 0.5| <= ``stop_tol`` (no classifier
+  is fitted, so an AUC below 1/2 is overshoot: training goes on and the targets pull the scores back;
+  this matters for corrections, whose class is relearned from ``corrected`` meanwhile); concept mode
+  when AUC - 0.5 <= ``concept_stop_tol`` (a held-out AUC below 1/2 is a classifier that found nothing).
+  ``epochs`` (subset) and ``concept_epochs`` cap them.
 
 Data: forget and third_party are required. Retain is optional (used when given; the registered
 variant ``dist_match_noretain`` never sees it): CE on it is a retention term. ``corrected`` (a
@@ -187,7 +191,7 @@ class DistMatchParams(IterativeParams):
     retain_weight: float = hp(8.0, "weight of CE on retain (+ corrected) data, when used",
                               "our tuning on mnist1d/mlp", ge=0)
     huber_delta: float = hp(1.0, "subset: Huber transition of the score loss (score units)", "our choice", gt=0)
-    stop_tol: float = hp(0.01, "subset: stop when the stratified AUC - 0.5 <= stop_tol",
+    stop_tol: float = hp(0.01, "subset: stop when |stratified AUC - 0.5| <= stop_tol",
                          "our tuning on mnist1d/mlp", ge=0)
     concept_epochs: int = hp(5, "concept: cap on passes over the forget set (keeps it >= 10x faster than Retrain "
                                 "on digits/cnn)", "our tuning on digits/cnn", ge=1)
@@ -290,8 +294,9 @@ class DistMatch(IterativeMethod):
         finally:
             model.train(was)
         self.history.append(auc)
-        tol = self.params.concept_stop_tol if self.mode == "concept" else self.params.stop_tol
-        return auc_stop(auc, tol)
+        if self.mode == "concept":
+            return auc_stop(auc, self.params.concept_stop_tol)
+        return abs(auc - 0.5) <= self.params.stop_tol  # no classifier is fitted: below 0.5 is overshoot
 
     def subset_auc(self) -> float:
         forget, tgt = self.task.forget, self.target_set
