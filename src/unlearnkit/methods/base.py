@@ -40,6 +40,7 @@ from ..task import UnlearningTask
 from ..training import TrainRecipe, make_optimizer
 from ..training_stacked import TrainingRun
 from ..utils import resolve_device, seeded
+from ._data_use import METHODS, RETAIN_FREE_SUFFIX, describe_data, register_method  # noqa: F401 (re-exported)
 from ._noop import detect_noop, warn_noop
 from .selection import SCORES, select_params, selection_data
 from .state import RequestState
@@ -369,42 +370,3 @@ class ClosedFormMethod(UnlearningMethod):
     """Methods that compute the unlearned weights directly (no optimisation loop)."""
 
     family = "closed_form"
-
-
-# -- the registry ------------------------------------------------------------------------------
-from ..registry import Registry  # noqa: E402  (kept beside the classes it registers)
-
-METHODS: Registry[type[UnlearningMethod]] = Registry("method")
-
-
-def register_method(cls: type[UnlearningMethod]) -> type[UnlearningMethod]:
-    """Class decorator: register a method under its ``name`` (duplicates raise). A method that reads
-    retain data only when given (``"retain" in optional``) is also registered as ``NAME_noretain``,
-    the same algorithm never shown the retain split, so both settings can be run and compared."""
-    if not cls.name:
-        raise TypeError(f"{cls.__name__} must set a class attribute 'name' before registering")
-    if not cls.summary:
-        raise TypeError(f"{cls.__name__} must set a one-line 'summary'")
-    if set(cls.optional) & set(cls.requires):
-        raise TypeError(f"{cls.__name__} declares {sorted(set(cls.optional) & set(cls.requires))} both required "
-                        "and optional")
-    METHODS.register(cls.name)(cls)
-    if "retain" in cls.optional:
-        variant = type(f"{cls.__name__}NoRetain", (cls,), {
-            "name": f"{cls.name}{RETAIN_FREE_SUFFIX}", "summary": f"{cls.summary} [without retain data]",
-            "optional": tuple(s for s in cls.optional if s != "retain"), "withheld": ("retain",),
-            "__module__": cls.__module__, "__doc__": cls.__doc__})
-        METHODS.register(variant.name)(variant)
-    return cls
-
-
-#: suffix of the retain-free variant of a method that uses retain data only when given
-RETAIN_FREE_SUFFIX = "_noretain"
-
-
-def describe_data(cls: type[UnlearningMethod], available: Optional[set[str]] = None) -> str:
-    """The data a method reads: its required splits, then ``+ used when given: ...`` for its optional
-    ones (with ``available``, only those the task provides), e.g. ``forget, third_party + used when
-    given: retain``."""
-    optional = [s for s in cls.optional if available is None or s in available]
-    return ", ".join(cls.requires) + (f" + used when given: {', '.join(optional)}" if optional else "")
