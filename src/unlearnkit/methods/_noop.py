@@ -46,8 +46,8 @@ def _forget_stats(model: nn.Module, forget: Split) -> tuple[torch.Tensor, float,
     finally:
         model.train(was)
     y = forget.y.to(logits.device)
-    p_y = F.softmax(logits, 1).gather(1, y[:, None]).mean()
-    return logits.argmax(1), float(F.cross_entropy(logits, y)), float(p_y)
+    log_p_y = F.log_softmax(logits, 1).gather(1, y[:, None])  # mean cross-entropy = -mean log p_y
+    return logits.argmax(1), float(-log_p_y.mean()), float(log_p_y.exp().mean())
 
 
 def is_noop(predictions_changed: int, loss_before: float, loss_after: float) -> bool:
