@@ -102,20 +102,7 @@ class UnlearningMethod(ABC):
         stream (the model returned by request r is the input of request r + 1); the method reads and
         updates it, and ``state.done`` counts the requests completed.
         ``self.noop`` is then a ``NoOpReport`` (and a ``NoOpWarning`` raised) if nothing changed."""
-        if not isinstance(model, nn.Module):
-            raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
-        if not isinstance(task, UnlearningTask):
-            raise TypeError(f"task must be an UnlearningTask, got {type(task).__name__}")
-        if state is not None and not isinstance(state, RequestState):
-            raise TypeError(f"state must be a RequestState (one per stream of requests), got {type(state).__name__}")
-        if self.withheld:
-            task = replace(task, **{name: None for name in self.withheld})
-        missing = [s for s in self.requires if getattr(task, s) is None]
-        if missing:
-            raise MissingSplitError(
-                f"method {self.name!r} needs the {', '.join(missing)} data but the task has none; "
-                f"pass {', '.join(f'{m}=...' for m in missing)} or choose a method that does not need it"
-            )
+        task = self._validated(model, task, state)
         params = list(model.parameters())
         home = params[0].device if params else torch.device("cpu")
         modes = {name: m.training for name, m in model.named_modules()}
@@ -154,6 +141,24 @@ class UnlearningMethod(ABC):
             raise NonFiniteError(f"method {self.name!r} produced NaN or infinite weights ({', '.join(diverged[:3])}) "
                                  f"with seed {self.seed}; lower its learning rate or number of epochs")
         return result
+
+    def _validated(self, model: nn.Module, task: UnlearningTask, state: Optional[RequestState]) -> UnlearningTask:
+        """Type checks, the withheld splits removed, the required ones present."""
+        if not isinstance(model, nn.Module):
+            raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+        if not isinstance(task, UnlearningTask):
+            raise TypeError(f"task must be an UnlearningTask, got {type(task).__name__}")
+        if state is not None and not isinstance(state, RequestState):
+            raise TypeError(f"state must be a RequestState (one per stream of requests), got {type(state).__name__}")
+        if self.withheld:
+            task = replace(task, **{name: None for name in self.withheld})
+        missing = [s for s in self.requires if getattr(task, s) is None]
+        if missing:
+            raise MissingSplitError(
+                f"method {self.name!r} needs the {', '.join(missing)} data but the task has none; "
+                f"pass {', '.join(f'{m}=...' for m in missing)} or choose a method that does not need it"
+            )
+        return task
 
     @abstractmethod
     def _unlearn(self, model: nn.Module, task: UnlearningTask) -> Optional[nn.Module]:
