@@ -9,12 +9,12 @@ import importlib
 import pkgutil
 from typing import Any
 
-from .base import (METHODS, ClosedFormMethod, Hyperparameters, IterativeMethod, IterativeParams,
-                   UnlearningMethod, hp, register_method)
+from .base import METHODS, ClosedFormMethod, Hyperparameters, UnlearningMethod, hp, register_method
+from .iterative import IterativeMethod, IterativeParams
 from .state import RequestState
 
 for _info in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
-    if _info.name not in ("base",) and not _info.name.startswith("_"):
+    if _info.name not in ("base", "iterative") and not _info.name.startswith("_"):
         importlib.import_module(f"{__name__}.{_info.name}")
 
 

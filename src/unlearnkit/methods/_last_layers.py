@@ -21,7 +21,8 @@ from torch.nn.modules.conv import _ConvNd
 
 from ..errors import HyperparameterError
 from ..training import TrainRecipe
-from .base import IterativeMethod, IterativeParams, hp
+from .base import hp
+from .iterative import IterativeMethod, IterativeParams
 
 _NORMS = (_BatchNorm, nn.LayerNorm, nn.GroupNorm)
 _RECIPE_SOURCE = "Goel et al. reference trains with the original model's arguments (src/unlearn.py, args_rf/args_ftF)"

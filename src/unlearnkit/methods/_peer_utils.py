@@ -14,7 +14,8 @@ from ..data.split import Split
 from ..errors import DataError
 from ..utils import eval_mode  # noqa: F401  (re-exported for the peer methods)
 from ._gradients import gradient_sum
-from .base import IterativeParams, hp
+from .base import hp
+from .iterative import IterativeParams
 
 _ARGS = "Jia et al. / SalUn / RUM reference arg_parser.py"
 

@@ -34,7 +34,8 @@ from torch.nn import functional as F
 from ..data.split import Split
 from ..models import reinitialize
 from ._peer_utils import kl_teacher_student
-from .base import IterativeMethod, IterativeParams, hp, register_method
+from .base import hp, register_method
+from .iterative import IterativeMethod, IterativeParams
 
 
 def mixed_target(is_forget: torch.Tensor, competent_logits: torch.Tensor, incompetent_logits: torch.Tensor,

@@ -34,10 +34,10 @@ from torch import nn
 
 from ..data.split import Split
 from ..checks import nonfinite_parameters
-from ..errors import HyperparameterError, MissingSplitError, NonFiniteError, UnknownNameError
+from ..errors import HyperparameterError, MissingSplitError, NonFiniteError
 from ..params import Hyperparameters, hp
 from ..task import UnlearningTask
-from ..training import TrainRecipe, make_optimizer
+from ..training import TrainRecipe
 from ..training_stacked import TrainingRun
 from ..utils import resolve_device, seeded
 from ._data_use import METHODS, RETAIN_FREE_SUFFIX, describe_data, register_method  # noqa: F401 (re-exported)
@@ -230,145 +230,6 @@ class SelectionParams(Hyperparameters):
                      "all = no restriction", "off by default: the method as published", choices=SCORES)
     select_fraction: float = hp(0.05, "fraction of parameter entries kept by select (hessian/fisher/grad/random)",
                                 "SAPS paper uses a few percent", gt=0, le=1)
-
-
-@dataclass
-class IterativeParams(SelectionParams):
-    epochs: int = hp(5, "passes over the phase data")
-    lr: float = hp(0.01, "learning rate")
-    batch_size: int = hp(64, "mini-batch size")
-    optimizer: str = hp("sgd", "optimiser", choices=("sgd", "adam"))
-    momentum: float = hp(0.9, "SGD momentum", ge=0)
-    weight_decay: float = hp(5e-4, "weight decay", ge=0)
-    retain_budget: Optional[int] = hp(None, "retain examples the run may read: a random subset of this size, "
-                                      "drawn once from the seed, replaces the retain set (cost stops growing "
-                                      "with the data set); None = the whole retain set",
-                                      "our option, see BENCHMARKS.md#scaling", ge=1)
-
-    def to_dict(self) -> dict[str, Any]:
-        values = super().to_dict()
-        if values.get("retain_budget") is None:  # runs without a budget keep their cache and cell keys
-            values.pop("retain_budget", None)
-        return values
-
-
-class IterativeMethod(UnlearningMethod):
-    """Gradient-based methods with a max phase (forget data) and a min phase (retain data)."""
-
-    family = "iterative"
-    Params = IterativeParams
-    #: set by subclasses that implement the phases
-    has_max_phase: ClassVar[bool] = False
-    has_min_phase: ClassVar[bool] = False
-
-    def _unlearn(self, model: nn.Module, task: UnlearningTask) -> None:
-        task = self.budgeted(task)
-        self.model, self.task = model, task
-        self.update_mask: Optional[dict[str, torch.Tensor]] = None
-        selection = self.selection_mask(model, task)  # at the learned parameters, before prepare
-        model.train()
-        self.prepare(model, task)
-        if selection is not None:  # intersect with any mask the method set itself (e.g. SalUn)
-            own = self.update_mask
-            self.set_update_mask(selection if own is None else {n: m * own[n] for n, m in selection.items()})
-        self.optimizer = self.make_optimizer(model)
-        self.scheduler = self.make_scheduler(self.optimizer)
-        for epoch in range(self.epoch_count()):
-            self.run_epoch(epoch)
-            if self.scheduler is not None:
-                self.scheduler.step()
-            if self.should_stop(epoch):
-                break
-        self.finish(model, task)
-
-    # -- hooks ------------------------------------------------------------------------------
-    def prepare(self, model: nn.Module, task: UnlearningTask) -> None:
-        """Called once before the first epoch (compute masks, teachers, noise...)."""
-
-    def finish(self, model: nn.Module, task: UnlearningTask) -> None:
-        """Called once after the last epoch."""
-
-    def should_stop(self, epoch: int) -> bool:
-        return False
-
-    def epoch_count(self) -> int:
-        """Rounds of ``run_epoch`` (at most; ``should_stop`` may end earlier). A method whose round
-        is a single optimisation step returns its step cap here."""
-        return self.params.epochs
-
-    def after_backward(self) -> None:
-        """Called by ``update`` between the backward pass and the optimiser step (e.g. clipping)."""
-
-    def max_phase_active(self, epoch: int) -> bool:
-        return self.has_max_phase
-
-    def min_phase_active(self, epoch: int) -> bool:
-        return self.has_min_phase
-
-    def max_step(self, x: torch.Tensor, y: torch.Tensor, epoch: int) -> torch.Tensor:
-        """Loss to *minimise* on a forget batch (e.g. negative cross-entropy)."""
-        raise NotImplementedError
-
-    def min_step(self, x: torch.Tensor, y: torch.Tensor, epoch: int) -> torch.Tensor:
-        """Loss to minimise on a retain batch."""
-        raise NotImplementedError
-
-    def run_epoch(self, epoch: int) -> None:
-        if self.max_phase_active(epoch):
-            for x, y in self.batches(self.task.forget):
-                self.update(self.max_step(x, y, epoch))
-        if self.min_phase_active(epoch):
-            for x, y in self.batches(self.task.retain):
-                self.update(self.min_step(x, y, epoch))
-
-    def make_optimizer(self, model: nn.Module) -> torch.optim.Optimizer:
-        p = self.params
-        return make_optimizer([q for q in model.parameters() if q.requires_grad], p.optimizer, p.lr,
-                              p.momentum, p.weight_decay)
-
-    def make_scheduler(self, optimizer: torch.optim.Optimizer):
-        return None
-
-    def plain_recipe(self) -> TrainRecipe:
-        """The training recipe equal to this method's loop when it only minimises cross-entropy on one
-        data set with a constant learning rate (FT, RL: their ``_training_plan``)."""
-        p = self.params
-        return TrainRecipe(p.optimizer, lr=p.lr, momentum=p.momentum, weight_decay=p.weight_decay, epochs=p.epochs,
-                           batch_size=p.batch_size, schedule="constant")
-
-    # -- the optimiser step -------------------------------------------------------------------
-    def set_update_mask(self, mask: Optional[dict[str, torch.Tensor]]) -> None:
-        """Restrict every later update to entries where ``mask[name]`` is 1 (by parameter name).
-        Parameters absent from the mask are frozen. ``None`` lifts the restriction."""
-        if mask is not None:
-            names = dict(self.model.named_parameters())
-            unknown = set(mask) - set(names)
-            if unknown:
-                raise UnknownNameError(f"update mask names unknown parameters {sorted(unknown)}")
-            mask = {n: mask[n].to(p.device, p.dtype) if n in mask else torch.zeros_like(p)
-                    for n, p in names.items()}
-        self.update_mask = mask
-
-    def update(self, loss: torch.Tensor) -> None:
-        """zero_grad, backward, optimiser step; with an update mask, masked-out entries keep their
-        values exactly (gradients are masked and weight decay/momentum effects are undone)."""
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        if self.update_mask is None:
-            self.after_backward()
-            self.optimizer.step()
-            return
-        named = dict(self.model.named_parameters())
-        before = {n: p.detach().clone() for n, p in named.items()}
-        for n, p in named.items():
-            if p.grad is not None:
-                p.grad.mul_(self.update_mask[n])
-        self.after_backward()
-        self.optimizer.step()
-        with torch.no_grad():
-            for n, p in named.items():
-                m = self.update_mask[n]
-                p.copy_(m * p + (1 - m) * before[n])
 
 
 class ClosedFormMethod(UnlearningMethod):

@@ -29,7 +29,8 @@ from torch import nn
 from torch.nn import functional as F
 
 from ._peer_utils import eval_mode
-from .base import IterativeMethod, IterativeParams, hp, register_method
+from .base import hp, register_method
+from .iterative import IterativeMethod, IterativeParams
 
 
 def fgsm_nearest_wrong_labels(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float,

@@ -73,7 +73,8 @@ from torch.nn import functional as F
 
 from ..data.split import Split
 from ._forget_loss import logit_confidence as lira_confidence
-from .base import IterativeMethod, IterativeParams, hp, register_method
+from .base import hp, register_method
+from .iterative import IterativeMethod, IterativeParams
 
 
 # -- statistics (module-level so tests can check them by hand) ---------------------------------

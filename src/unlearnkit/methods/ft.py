@@ -20,7 +20,8 @@ from dataclasses import dataclass
 from torch.nn import functional as F
 
 from ._peer_utils import ReferenceSGDParams
-from .base import IterativeMethod, hp, register_method
+from .base import hp, register_method
+from .iterative import IterativeMethod
 
 
 @dataclass

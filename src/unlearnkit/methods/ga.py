@@ -22,7 +22,8 @@ from dataclasses import dataclass
 
 from ._forget_loss import FORGET_LOSS_HELP, FORGET_LOSSES, SATURATION_HINT, forget_ascent_loss
 from ._peer_utils import ReferenceSGDParams
-from .base import IterativeMethod, hp, register_method
+from .base import hp, register_method
+from .iterative import IterativeMethod
 
 
 @dataclass

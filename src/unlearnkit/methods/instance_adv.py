@@ -90,7 +90,8 @@ from ..params import hp
 from ._gradients import gradient_sum
 from ._instance_stream import CarriedAcrossRequests, normalise_per_tensor
 from ._pgd import targeted_l2_pgd
-from .base import IterativeMethod, SelectionParams, register_method
+from .base import SelectionParams, register_method
+from .iterative import IterativeMethod
 
 log = logging.getLogger(__name__)
 

@@ -18,7 +18,8 @@ import torch
 from torch.nn import functional as F
 
 from ._peer_utils import ReferenceSGDParams
-from .base import IterativeMethod, hp, register_method
+from .base import hp, register_method
+from .iterative import IterativeMethod
 
 
 @dataclass

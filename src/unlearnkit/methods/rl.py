@@ -20,7 +20,8 @@ from torch.nn import functional as F
 
 from ..data.split import Split
 from ._peer_utils import ReferenceSGDParams
-from .base import IterativeMethod, hp, register_method
+from .base import hp, register_method
+from .iterative import IterativeMethod
 
 
 def random_wrong_labels(y: torch.Tensor, num_classes: int, generator: torch.Generator) -> torch.Tensor:

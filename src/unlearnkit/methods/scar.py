@@ -46,7 +46,8 @@ from torch.nn import functional as F
 
 from ..errors import HyperparameterError
 from ._peer_utils import eval_mode
-from .base import IterativeMethod, IterativeParams, hp, register_method
+from .base import hp, register_method
+from .iterative import IterativeMethod, IterativeParams
 
 _REF = "SCAR reference src/opts.py"
 _TUNED = "tuned on mnist1d/mlp random (reference opts.py: lr 5e-4, lambda_2 5, OOD images), see BENCHMARKS.md#rum-and-scar"

@@ -39,7 +39,8 @@ from torch.nn import functional as F
 from ..errors import HyperparameterError
 from ._forget_loss import FORGET_LOSSES, SATURATION_HINT, forget_ascent_loss
 from ._peer_utils import kl_teacher_student
-from .base import IterativeMethod, IterativeParams, hp, register_method
+from .base import hp, register_method
+from .iterative import IterativeMethod, IterativeParams
 
 
 @dataclass

@@ -37,7 +37,8 @@ from torch.nn import functional as F
 
 from ..data.split import Split
 from ._peer_utils import eval_mode, forgotten_classes
-from .base import IterativeMethod, IterativeParams, hp, register_method
+from .base import hp, register_method
+from .iterative import IterativeMethod, IterativeParams
 
 
 def learn_error_maximizing_noise(model, shape: tuple[int, ...], label: int, steps: int, lr: float, lam: float,
