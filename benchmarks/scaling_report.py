@@ -1,0 +1,114 @@
+"""Tables and plots of the scaling benchmark (benchmarks/scaling.yaml) from its results store.
+
+    python benchmarks/scaling_report.py [--store bench-results/scaling.sqlite] [--out bench-report/scaling]
+
+For each model and scenario: time, avg gap to Retrain and speedup over Retrain of every method at
+each data-set size n (mean over the seeds in the store; gaps and speedups from the same n and run),
+as markdown (printed) and as time-vs-n, gap-vs-n and speedup-vs-n plots (OUT/scaling_<model>_<scenario>.png).
+Ends with the unlearning methods whose avg gap at the largest n is within 2 points (either way) of
+their own gap at the smallest n, best speedup first.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from unlearnkit.bench.report import summarize
+from unlearnkit.bench.store import ResultStore
+
+
+def load_summary(store_path: Path) -> list[dict]:
+    with ResultStore(store_path, readonly=True) as store:
+        runs = store.runs(status="done")
+    rows = []
+    for run in runs:
+        n = int(run["config"]["dataset_options"].get("n_samples", 5000))
+        rows += [{**row, "n": n} for row in run["rows"] or []]
+    return summarize(rows, group_keys=("model", "scenario", "n", "method"))
+
+
+def _fmt(value, digits: int = 1, suffix: str = "") -> str:
+    return "—" if value is None else f"{value:.{digits}f}{suffix}"
+
+
+def tables(summary: list[dict]) -> tuple[str, list[dict]]:
+    sizes = sorted({e["n"] for e in summary})
+    by = {(e["model"], e["scenario"], e["n"], e["method"]): e for e in summary}
+    lines, stable = [], []
+    for model, scenario in sorted({(e["model"], e["scenario"]) for e in summary}):
+        methods = sorted({e["method"] for e in summary if (e["model"], e["scenario"]) == (model, scenario)},
+                         key=lambda m: (m != "retrain", m))
+        seeds = max(e["n_seeds"] for e in summary if (e["model"], e["scenario"]) == (model, scenario))
+        lines += [f"### mnist1d/{model}/{scenario} ({seeds} seed{'s' * (seeds > 1)})", ""]
+        head = " | ".join([f"time s n={n}" for n in sizes] + [f"avg gap n={n}" for n in sizes]
+                          + [f"speedup n={n}" for n in sizes])
+        lines += [f"| method | {head} |", "|---" * (1 + 3 * len(sizes)) + "|"]
+        for m in methods:
+            cells = [by.get((model, scenario, n, m)) for n in sizes]
+            time = [_fmt(c["mean"].get("time_s") if c else None, 2) for c in cells]
+            gap = [_fmt(c["avg_gap"] * 100 if c and c["avg_gap"] is not None else None) for c in cells]
+            speed = [_fmt(c["speedup"] if c else None, 1, "×") for c in cells]
+            lines.append(f"| {m} | " + " | ".join(time + gap + speed) + " |")
+            first, last = cells[0], cells[-1]
+            if m not in ("original", "retrain") and first and last and first["avg_gap"] is not None \
+                    and last["avg_gap"] is not None:
+                drift = 100 * (last["avg_gap"] - first["avg_gap"])
+                if abs(drift) <= 2.0:
+                    stable.append({"model": model, "scenario": scenario, "method": m, "drift": drift,
+                                   "gap": 100 * last["avg_gap"], "speedup": last["speedup"]})
+        lines.append("")
+    stable.sort(key=lambda s: -(s["speedup"] or 0))
+    lines += [f"Methods whose avg gap at n={sizes[-1]} is within 2 points of their gap at n={sizes[0]}, "
+              "best speedup first:", "", f"| model/scenario | method | gap n={sizes[-1]} | change | speedup |",
+              "|---|---|---|---|---|"]
+    lines += [f"| {s['model']}/{s['scenario']} | {s['method']} | {s['gap']:.1f} | {s['drift']:+.1f} | "
+              f"{_fmt(s['speedup'], 1, '×')} |" for s in stable]
+    return "\n".join(lines), stable
+
+
+def plots(summary: list[dict], out: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out.mkdir(parents=True, exist_ok=True)
+    for model, scenario in sorted({(e["model"], e["scenario"]) for e in summary}):
+        entries = [e for e in summary if (e["model"], e["scenario"]) == (model, scenario)]
+        fig, axes = plt.subplots(1, 3, figsize=(15, 4.5))
+        methods = sorted({e["method"] for e in entries} - {"original"})
+        colours = plt.get_cmap("tab20")
+        for i, m in enumerate(methods):
+            pts = sorted(((e["n"], e) for e in entries if e["method"] == m), key=lambda p: p[0])
+            ns, style = [n for n, _ in pts], {"marker": "o", "color": colours(i % 20)}
+            axes[0].plot(ns, [e["mean"].get("time_s") for _, e in pts], label=m, **style)
+            if m != "retrain":
+                axes[1].plot(ns, [None if e["avg_gap"] is None else 100 * e["avg_gap"] for _, e in pts], **style)
+                axes[2].plot(ns, [e["speedup"] for _, e in pts], **style)
+        for ax, title in zip(axes, ("unlearning time (s)", "avg gap to Retrain (points)", "speedup over Retrain")):
+            ax.set_xscale("log")
+            ax.set_xlabel("mnist1d samples n")
+            ax.set_title(title)
+        axes[0].set_yscale("log")
+        axes[2].set_yscale("log")
+        fig.legend(loc="center right", fontsize=8)
+        fig.suptitle(f"mnist1d/{model}/{scenario}")
+        fig.tight_layout(rect=(0, 0, 0.88, 1))
+        fig.savefig(out / f"scaling_{model}_{scenario}.png", dpi=90)
+        plt.close(fig)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--store", type=Path, default=Path("bench-results/scaling.sqlite"))
+    parser.add_argument("--out", type=Path, default=Path("bench-report/scaling"))
+    args = parser.parse_args()
+    summary = load_summary(args.store)
+    text, _ = tables(summary)
+    print(text)
+    plots(summary, args.out)
+
+
+if __name__ == "__main__":
+    main()
