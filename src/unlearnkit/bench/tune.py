@@ -22,12 +22,13 @@ import contextlib
 import logging
 import math
 import sys
+import warnings
 from dataclasses import replace
 from typing import Any, Callable, Optional
 
 import numpy as np
 
-from ..errors import UnlearnkitError
+from ..errors import NoOpWarning, UnlearnkitError
 from ..evaluation.registry import CORE_METRICS
 from ..methods import METHODS, get_method
 from ..utils import stable_hash
@@ -122,7 +123,10 @@ def tune_spec(spec: BenchSpec, store: ResultStore, fixed_params: dict[str, dict]
                 params = {**fixed, **{p: _suggest(trial, p, rng) for p, rng in space.items()}}
                 gaps = []
                 for s, (ctx, ref) in contexts.items():
-                    model = get_method(method, **params).unlearn(ctx.original, ctx.data.task, seed=s, device=exp.device)
+                    with warnings.catch_warnings():  # a trial that changes nothing just scores badly
+                        warnings.simplefilter("ignore", NoOpWarning)
+                        model = get_method(method, **params).unlearn(ctx.original, ctx.data.task, seed=s,
+                                                                     device=exp.device)
                     got = exp.validation_metrics(model, ctx)
                     gaps.append(float(np.mean([abs(got[m] - ref[m]) for m in ref])))
                 value = float(np.mean(gaps))
