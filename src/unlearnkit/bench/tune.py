@@ -123,10 +123,7 @@ def tune_spec(spec: BenchSpec, store: ResultStore, fixed_params: dict[str, dict]
                 params = {**fixed, **{p: _suggest(trial, p, rng) for p, rng in space.items()}}
                 gaps = []
                 for s, (ctx, ref) in contexts.items():
-                    with warnings.catch_warnings():  # a trial that changes nothing just scores badly
-                        warnings.simplefilter("ignore", NoOpWarning)
-                        model = get_method(method, **params).unlearn(ctx.original, ctx.data.task, seed=s,
-                                                                     device=exp.device)
+                    model = _trial_model(method, params, ctx, s, exp.device)
                     got = exp.validation_metrics(model, ctx)
                     gaps.append(float(np.mean([abs(got[m] - ref[m]) for m in ref])))
                 value = float(np.mean(gaps))
@@ -148,6 +145,14 @@ def tune_spec(spec: BenchSpec, store: ResultStore, fixed_params: dict[str, dict]
                 f"{len(done)} trials)")
             out[(group, method)] = best.params
     return out
+
+
+def _trial_model(method: str, params: dict, ctx: SeedContext, seed: int, device) -> Any:
+    """One trial's unlearned model. A trial that changes nothing just scores badly: its no-op
+    warning would repeat for every such trial, so it is silenced here."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", NoOpWarning)
+        return get_method(method, **params).unlearn(ctx.original, ctx.data.task, seed=seed, device=device)
 
 
 @contextlib.contextmanager
