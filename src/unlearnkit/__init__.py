@@ -18,7 +18,7 @@ from .errors import (DataError, HyperparameterError, MissingSplitError, NoOpWarn
                      UnlearnkitError)
 from .evaluation import evaluate
 from .io import load_model, save_model
-from .methods import METHODS, RequestState, get_method, list_methods
+from .methods import METHODS, RequestState, get_method, list_methods, method_and_task
 from .models import MODELS, build_model
 from .receipt import UnlearningResult, unlearn_with_receipt, weights_sha256
 from .scenarios import SCENARIOS, get_scenario
@@ -48,10 +48,8 @@ def unlearn(
     ``RequestState`` as ``state`` to every call (methods that carry nothing across requests ignore it).
     A ``NoOpWarning`` says when the call left the forget set's predictions and loss unchanged.
     """
-    if not isinstance(model, nn.Module):
-        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
-    algorithm = get_method(method, **hyperparameters)  # validates the name and hyperparameters first
-    task = UnlearningTask.from_data(model, forget, retain=retain, test=test, third_party=third_party)
+    algorithm, task = method_and_task(model, method, hyperparameters, forget=forget, retain=retain, test=test,
+                                      third_party=third_party)
     return algorithm.unlearn(model, task, seed=seed, device=device, inplace=inplace, state=state)
 
 

@@ -35,7 +35,7 @@ from .errors import DataError
 from .evaluation import evaluate, predict_logits
 from .evaluation.metrics import mean_loss
 from .io import tensor_digest
-from .methods import get_method
+from .methods import method_and_task
 from .methods._noop import NOOP_REL_TOL, is_noop
 from .task import UnlearningTask
 from .training import TrainRecipe
@@ -136,11 +136,8 @@ def unlearn_with_receipt(
     samples are hashed in the order given), and ``recipe``: how ``model`` was trained, which the
     ``retrain`` method repeats on the retain set. Returns an ``UnlearningResult`` (``.model``, ``.receipt``).
     """
-    if not isinstance(model, nn.Module):
-        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
-    algorithm = get_method(method, **hyperparameters)  # validates the name and hyperparameters first
-    task = UnlearningTask.from_data(model, forget, retain=retain, test=test, third_party=third_party,
-                                    recipe=recipe)
+    algorithm, task = method_and_task(model, method, hyperparameters, forget=forget, retain=retain, test=test,
+                                      third_party=third_party, recipe=recipe)
     if forget_indices is not None:
         _check_indices(forget_indices, len(task.forget))
     input_hash = weights_sha256(model)

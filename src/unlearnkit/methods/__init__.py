@@ -9,6 +9,9 @@ import importlib
 import pkgutil
 from typing import Any
 
+from torch import nn
+
+from ..task import UnlearningTask
 from .base import METHODS, ClosedFormMethod, Hyperparameters, UnlearningMethod, hp, register_method
 from .iterative import IterativeMethod, IterativeParams
 from .state import RequestState
@@ -21,6 +24,17 @@ for _info in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
 def get_method(name: str, **hyperparameters: Any) -> UnlearningMethod:
     """Instantiate a registered method with hyperparameter overrides."""
     return METHODS.get(name)(**hyperparameters)
+
+
+def method_and_task(model: Any, method: str, hyperparameters: dict[str, Any], **data: Any
+                    ) -> tuple[UnlearningMethod, UnlearningTask]:
+    """The two checked halves of an API call: the method built from its name and hyperparameters,
+    then the task built from the user's data (``forget``, ``retain``, ... as ``UnlearningTask.from_data``
+    takes them) and validated against ``model``."""
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    algorithm = get_method(method, **hyperparameters)  # validates the name and hyperparameters first
+    return algorithm, UnlearningTask.from_data(model, **data)
 
 
 def list_methods() -> list[str]:

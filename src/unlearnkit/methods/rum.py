@@ -46,7 +46,6 @@ from torch import nn
 from torch.nn import functional as F
 
 from ..data.split import Split
-from ..errors import HyperparameterError
 from ._peer_utils import eval_mode
 from .base import Hyperparameters, UnlearningMethod, hp, register_method
 from .neggrad_plus import NegGradPlus
@@ -83,27 +82,17 @@ def memorisation_groups(scores: torch.Tensor, n_groups: int = 3) -> list[np.ndar
 
 @dataclass
 class RUMParams(Hyperparameters):
-    alpha_low: float = hp(0.9, "NegGrad+ retain weight for the least memorised third", _REF)
-    alpha_mid: float = hp(0.9, "NegGrad+ retain weight for the middle third", _REF)
-    alpha_high: float = hp(0.9, "NegGrad+ retain weight for the most memorised third", _REF)
-    epochs_low: int = hp(5, "NegGrad+ epochs for the least memorised third", _REF)
-    epochs_mid: int = hp(5, "NegGrad+ epochs for the middle third", _REF)
-    epochs_high: int = hp(5, "NegGrad+ epochs for the most memorised third", _REF)
-    lr_low: float = hp(0.03, "NegGrad+ SGD learning rate for the least memorised third", _REF)
-    lr_mid: float = hp(0.03, "NegGrad+ SGD learning rate for the middle third", _REF)
-    lr_high: float = hp(0.03, "NegGrad+ SGD learning rate for the most memorised third", _REF)
+    alpha_low: float = hp(0.9, "NegGrad+ retain weight for the least memorised third", _REF, ge=0, le=1)
+    alpha_mid: float = hp(0.9, "NegGrad+ retain weight for the middle third", _REF, ge=0, le=1)
+    alpha_high: float = hp(0.9, "NegGrad+ retain weight for the most memorised third", _REF, ge=0, le=1)
+    epochs_low: int = hp(5, "NegGrad+ epochs for the least memorised third", _REF, ge=0)
+    epochs_mid: int = hp(5, "NegGrad+ epochs for the middle third", _REF, ge=0)
+    epochs_high: int = hp(5, "NegGrad+ epochs for the most memorised third", _REF, ge=0)
+    lr_low: float = hp(0.03, "NegGrad+ SGD learning rate for the least memorised third", _REF, gt=0)
+    lr_mid: float = hp(0.03, "NegGrad+ SGD learning rate for the middle third", _REF, gt=0)
+    lr_high: float = hp(0.03, "NegGrad+ SGD learning rate for the most memorised third", _REF, gt=0)
     batch_size: int = hp(256, "mini-batch size of every step", "RUM reference command (--batch_size 256)")
-    h: float = hp(0.01, "curvature finite-difference step", "RUM reference arg_parser.py (--h)")
-
-    def validate(self, owner: str = "method") -> None:
-        super().validate(owner)
-        for level in LEVELS:
-            alpha, epochs, lr = (getattr(self, f"{n}_{level}") for n in ("alpha", "epochs", "lr"))
-            if not 0.0 <= alpha <= 1.0 or epochs < 0 or lr <= 0:
-                raise HyperparameterError(f"{owner}: alpha_{level}={alpha} must be in [0, 1], epochs_{level}="
-                                          f"{epochs} >= 0 and lr_{level}={lr} > 0")
-        if self.h <= 0:
-            raise HyperparameterError(f"{owner}.h={self.h} must be > 0")
+    h: float = hp(0.01, "curvature finite-difference step", "RUM reference arg_parser.py (--h)", gt=0)
 
 
 @register_method

@@ -45,7 +45,7 @@ import torch
 from torch import nn
 
 from ..data.split import Split
-from ..errors import DataError, HyperparameterError
+from ..errors import DataError
 from ..models import reinitialize
 from ..training import TrainRecipe, train_model
 from ..utils import resolve_device, seeded
@@ -87,13 +87,9 @@ class SISAEnsemble(nn.Module):
 
 @dataclass
 class SISAParams(Hyperparameters):
-    shards: int = hp(4, "number of disjoint shards S (one model each)", "Bourtoule et al. sweep S up to 20; see BENCHMARKS.md#sisa")
-    slices: int = hp(1, "slices R per shard (R - 1 checkpoints each)", "Bourtoule et al.: slicing is optional")
-
-    def validate(self, owner: str = "method") -> None:
-        super().validate(owner)
-        if self.shards < 1 or self.slices < 1:
-            raise HyperparameterError(f"{owner}: shards={self.shards} and slices={self.slices} must be >= 1")
+    shards: int = hp(4, "number of disjoint shards S (one model each)", "Bourtoule et al. sweep S up to 20; see BENCHMARKS.md#sisa",
+                     ge=1)
+    slices: int = hp(1, "slices R per shard (R - 1 checkpoints each)", "Bourtoule et al.: slicing is optional", ge=1)
 
 
 def stage_epochs(epochs: int, slices: int) -> int:
