@@ -234,3 +234,22 @@ def test_killed_stream_resumes_at_the_first_unfinished_request(tmp_path, monkeyp
     ga = [r for r in res["rows"] if r["method"] == "ga"]
     assert [r["request"] for r in ga] == [1, 2, 3] and "forget_prev_acc" in ga[1]
     assert ga[2]["cum_time_s"] == pytest.approx(sum(r["time_s"] for r in ga))
+
+
+def test_every_request_row_flags_its_own_noop(tmp_path, monkeypatch):
+    """The no-op check runs on each request's call: request 2's call is made to change nothing while
+    requests 1 and 3 unlearn, and only request 2's row says so."""
+    from unlearnkit.errors import NoOpWarning
+    from unlearnkit.methods.ga import GradientAscent as GA
+
+    real = GA._unlearn
+
+    def skip_second(self, model, task):
+        return None if self.state.done == 1 else real(self, model, task)
+
+    monkeypatch.setattr(GA, "_unlearn", skip_second)
+    with pytest.warns(NoOpWarning):
+        res = run_experiment(_config(["original", "ga"]), tmp_path, progress=False)
+    ga = [r for r in res["rows"] if r["method"] == "ga"]
+    assert [r["noop"] for r in ga] == [False, True, False]
+    assert not any("noop" in r for r in res["rows"] if r["method"] == "original")

@@ -13,7 +13,7 @@ requests 1..r-1 (relapse; absent for r = 1); ``time_s``, this request's unlearni
 (``Experiment.retrain_time``: every Retrain of the stream trains on nearly the same data, the training
 set minus at most everything requested, so one measured time stands for each and speedups divide
 times of the same run); ``cum_retrain_time_s`` = r x that, what serving requests 1..r by retraining
-would have cost.
+would have cost; ``noop`` as in a single request's row, for this request's call.
 
 After every request, the rows so far, the model and the method's state are written atomically to one
 checkpoint file per (method, seed) cell; a killed run resumes at the first request it had not
@@ -105,6 +105,7 @@ def run_requests(exp: "Experiment", ctx: "SeedContext", name: str, checkpoint: R
         previous = rows[-1] if rows else {"cum_time_s": 0.0, "cum_retrain_time_s": 0.0}
         row.update(time_s=seconds, time_source="measured", cum_time_s=previous["cum_time_s"] + seconds,
                    retrain_time_s=one_retrain, cum_retrain_time_s=previous["cum_retrain_time_s"] + one_retrain)
+        row.update(exp.noop_field(method))  # this request's call, not the stream's
         rows.append(row)
         checkpoint.save(rows, model, state)
     return rows

@@ -21,7 +21,7 @@ from .._version import __version__
 from ..data import DatasetBundle, load_dataset
 from ..errors import NonFiniteError
 from ..evaluation.registry import MetricInputs, compute_metrics
-from ..methods import get_method
+from ..methods import UnlearningMethod, get_method
 from ..models import build_model
 from ..scenarios import Scenario, ScenarioData, get_scenario
 from ..training import train_model
@@ -159,6 +159,13 @@ class Experiment:
         c = self.config
         return {"method": name, "scenario": c.scenario, "dataset": c.dataset, "model": c.model, "seed": ctx.seed}
 
+    @staticmethod
+    def noop_field(method: Optional[UnlearningMethod]) -> dict[str, bool]:
+        """``noop`` of the row of one unlearning call: True when it left the forget predictions and
+        loss unchanged (``method.noop``); absent for the fixed references and methods meant to change
+        nothing."""
+        return {"noop": method.noop is not None} if method is not None and method.changes_model else {}
+
     def run_method(self, ctx: SeedContext, name: str) -> dict[str, Any]:
         """Unlearn with ``name`` from the original model of ``ctx`` and return the result row."""
         params = self.config.method_params.get(name, {})
@@ -177,8 +184,7 @@ class Experiment:
         row.update(self.evaluate(model, ctx))
         row["time_s"] = seconds
         row["time_source"] = "measured"
-        if method is not None and method.changes_model:
-            row["noop"] = method.noop is not None  # forget predictions and loss unchanged by the call
+        row.update(self.noop_field(method))
         return row
 
     def run_cell(self, ctx: SeedContext, name: str) -> list[dict[str, Any]]:
