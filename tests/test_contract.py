@@ -7,12 +7,15 @@ deterministic under a seed, and forget accuracy lowered on a toy class-forgettin
 from __future__ import annotations
 
 import copy
+import dataclasses
 import time
 
 import pytest
 import torch
 
 from unlearnkit.methods import METHODS, ClosedFormMethod, IterativeMethod, get_method
+from unlearnkit.data.split import Split
+from unlearnkit.task import SPLIT_NAMES
 from conftest import forget_accuracy, forget_loss, state_equal
 
 ALL = METHODS.names()
@@ -71,3 +74,49 @@ def test_method_metadata(name):
     for h in cls.Params.describe():
         assert h["help"], f"{name}.{h['name']} has no help text"
     assert "forget" in cls.requires
+
+
+class _Undeclared(Split):
+    """Stands in for a split the method under test does not declare: a Split without data, so any use
+    of it fails the test with a message naming the split."""
+
+    def __init__(self, method: str, split: str) -> None:
+        self.what = f"{method} reads {split} but declares neither requires nor optional {split}"
+
+    def to(self, device):  # the template moves every split before the method runs
+        return self
+
+    def __getattr__(self, attr):
+        raise AssertionError(f"{self.what} (.{attr})")
+
+    def __len__(self):
+        raise AssertionError(f"{self.what} (len)")
+
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_method_reads_only_the_splits_it_declares(name, toy_class):
+    """``requires`` and ``optional`` are what the audit and ``unlearnkit methods`` report a method
+    reads: every other split of a full task is a trap. Methods with a parameter selection run it on a
+    data score, which reads the forget set and ``corrected`` when given."""
+    model, data = toy_class
+    cls = METHODS.get(name)
+    declared = set(cls.requires) | set(cls.optional)
+    task = dataclasses.replace(data.task, **{s: _Undeclared(name, s) for s in SPLIT_NAMES if s not in declared})
+    params = {f.name for f in dataclasses.fields(cls.Params)}
+    options = {"select": "grad", "select_fraction": 0.5} if "select" in params else {}
+    get_method(name, **options).unlearn(model, task, seed=0, device="cpu")
+
+
+def test_registration_refuses_a_select_method_that_hides_its_corrected_reads():
+    from unlearnkit.methods._data_use import check_declarations
+
+    class RetainOnly(IterativeMethod):  # overrides the family's declaration and drops corrected
+        name, summary, optional = "retain_only", "test double", ("retain",)
+
+    with pytest.raises(TypeError, match=r"RetainOnly takes select, whose scores read the corrected split"):
+        check_declarations(RetainOnly)
+    check_declarations(type("WithCorrected", (RetainOnly,), {"optional": ("retain", "corrected")}))
+    check_declarations(type("NoSelect", (ClosedFormMethod,), {}))  # no select parameter: nothing to declare
+    with pytest.raises(TypeError, match=r"declares \['retain'\] both required and optional"):
+        check_declarations(type("Both", (ClosedFormMethod,), {"requires": ("forget", "retain"), "optional": ("retain",)}))

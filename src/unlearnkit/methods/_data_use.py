@@ -9,9 +9,11 @@ the task before the method sees it, so both settings can be run and compared sid
 
 from __future__ import annotations
 
+from dataclasses import fields, is_dataclass
 from typing import Optional
 
 from ..registry import Registry
+from .selection import SELECTION_SPLITS
 
 #: every registered method class by name (``register_method`` fills it)
 METHODS: Registry[type] = Registry("method")
@@ -21,9 +23,16 @@ RETAIN_FREE_SUFFIX = "_noretain"
 
 
 def check_declarations(cls: type) -> None:
+    """The declared splits are consistent, and cover what the shared helpers read for the method: a
+    method that takes ``select`` reads the splits of the selection scores."""
     both = set(cls.optional) & set(cls.requires)
     if both:
         raise TypeError(f"{cls.__name__} declares {sorted(both)} both required and optional")
+    takes_select = is_dataclass(cls.Params) and "select" in {f.name for f in fields(cls.Params)}
+    undeclared = [s for s in SELECTION_SPLITS if s not in cls.requires + cls.optional] if takes_select else []
+    if undeclared:
+        raise TypeError(f"{cls.__name__} takes select, whose scores read the {', '.join(undeclared)} split(s); "
+                        f"add them to its optional (or requires) splits")
 
 
 def retain_free_variant(cls: type) -> Optional[type]:

@@ -45,6 +45,8 @@ class IterativeMethod(UnlearningMethod):
 
     family = "iterative"
     Params = IterativeParams
+    #: ``select`` scores read the corrected forget examples of a correction request (``selection_data``)
+    optional: ClassVar[tuple[str, ...]] = ("corrected",)
     #: set by subclasses that implement the phases
     has_max_phase: ClassVar[bool] = False
     has_min_phase: ClassVar[bool] = False

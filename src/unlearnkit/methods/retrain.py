@@ -32,6 +32,7 @@ class Retrain(UnlearningMethod):
     family = "reference"
     Params = RetrainParams
     requires = ("forget", "retain")
+    optional = ("corrected",)  # a correction request trains on retain + the corrected examples
 
     def _unlearn(self, model, task):
         data, recipe = self._training_plan(model, task)

@@ -191,7 +191,11 @@ def _as_data(data: Any, max_samples: Optional[int]) -> Split:
     return split
 
 
+#: the task splits the data scores read (``selection_data``); a method that takes ``select`` declares them
+SELECTION_SPLITS = ("forget", "corrected")
+
+
 def selection_data(task: Any) -> Sequence[Split]:
     """The data the selection scores use for a task: the forget set, plus its corrected versions when
     the request is a correction (so the score sees both terms of grad L(Z~) - grad L(Z))."""
-    return [s for s in (task.forget, getattr(task, "corrected", None)) if s is not None]
+    return [s for s in (getattr(task, name, None) for name in SELECTION_SPLITS) if s is not None]
