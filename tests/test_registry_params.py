@@ -41,6 +41,7 @@ class _P(Hyperparameters):
     cap: Optional[int] = hp(None, "optional cap")
     share: float = hp(0.5, "a fraction", gt=0, le=1)
     count: Optional[int] = hp(None, "optional count", ge=1)
+    solver: Optional[str] = hp(None, "a choice; None = decided later", choices=("x", "y"))
 
 
 def test_strings_from_the_cli_are_converted_to_field_types():
@@ -58,6 +59,8 @@ def test_strings_from_the_cli_are_converted_to_field_types():
     ({"share": 0}, r"_P\.share=0\.0 must be in \(0, 1\]"),
     ({"share": "1.5"}, r"share=1\.5 must be in \(0, 1\]"),
     ({"count": 0}, r"_P\.count=0 must be >= 1"),
+    ({"solver": "z"}, r"_P\.solver='z' is not one of \['x', 'y', None\]"),
+    ({"mode": "none"}, r"_P\.mode='none' is not one of \['a', 'b'\]"),  # None is no choice of a plain field
 ])
 def test_bad_hyperparameter_values_raise_clear_errors(values, message):
     with pytest.raises(HyperparameterError, match=message):
@@ -77,6 +80,7 @@ def test_non_numeric_hyperparameter_through_a_method():
 def test_declared_bounds_accept_their_edges_and_none():
     assert _P.from_dict({"share": 1.0, "count": 1}).share == 1.0
     assert _P.from_dict({"count": "none"}).count is None
+    assert _P.from_dict({"solver": "none"}).solver is None and _P.from_dict({"solver": "y"}).solver == "y"
     assert {h["name"]: h["range"] for h in _P.describe()}["share"] == "in (0, 1]"
 
 
@@ -89,6 +93,8 @@ def test_declared_bounds_accept_their_edges_and_none():
     ("dist_match", {"concept_share": -0.5}, r"dist_match\.concept_share=-0\.5 must be in \[0, 1\]"),
     ("instance_adv", {"pgd_steps": 0}, r"instance_adv\.pgd_steps=0 must be >= 1"),
     ("ga", {"select_fraction": 2}, r"ga\.select_fraction=2\.0 must be in \(0, 1\]"),
+    ("cf_k", {"optimizer": "rmsprop"}, r"cf_k\.optimizer='rmsprop' is not one of \['sgd', 'adam', None\]"),
+    ("eu_k", {"optimizer": "SGD"}, r"eu_k\.optimizer='SGD' is not one of \['sgd', 'adam', None\]"),
 ])
 def test_hyperparameter_ranges_fail_when_the_method_is_built(method, values, message):
     """Out-of-range values are rejected by ``get_method`` itself, before any model is trained."""

@@ -59,9 +59,14 @@ class Hyperparameters:
         return params
 
     def validate(self, owner: str = "method") -> None:
+        """Declared choices and bounds. None passes every bound, and the choices of an ``Optional`` field
+        (where it stands for a value decided later, e.g. the original model's recipe)."""
+        types = self.field_types()
         for f in fields(self):
-            choices = f.metadata.get("choices")
             value = getattr(self, f.name)
+            choices = f.metadata.get("choices")
+            if choices and accepts_none(types[f.name]):
+                choices = (*choices, None)
             if choices and value not in choices:
                 raise HyperparameterError(f"{owner}.{f.name}={value!r} is not one of {list(choices)}")
             if isinstance(value, float) and not math.isfinite(value):
@@ -96,6 +101,11 @@ class Hyperparameters:
                         "source": f.metadata.get("source", ""),
                         "range": _describe_bounds(f.metadata["bounds"]) if "bounds" in f.metadata else ""})
         return out
+
+
+def accepts_none(typ: Any) -> bool:
+    """Whether a field annotation is ``Optional[X]`` (None is a value of the field)."""
+    return typing.get_origin(typ) is typing.Union and type(None) in typing.get_args(typ)
 
 
 _BOUND_CHECKS = {"ge": lambda v, b: v >= b, "gt": lambda v, b: v > b,

@@ -49,14 +49,10 @@ class LastLayersParams(IterativeParams):
     epochs: Optional[int] = hp(None, "epochs on the retain set; None = the original model's recipe", _RECIPE_SOURCE)
     lr: Optional[float] = hp(None, "learning rate; None = the original model's recipe", _RECIPE_SOURCE)
     batch_size: Optional[int] = hp(None, "mini-batch size; None = the original model's recipe", _RECIPE_SOURCE)
-    optimizer: Optional[str] = hp(None, "sgd or adam; None = the original model's recipe", _RECIPE_SOURCE)
+    optimizer: Optional[str] = hp(None, "sgd or adam; None = the original model's recipe", _RECIPE_SOURCE,
+                                  choices=("sgd", "adam"))
     momentum: Optional[float] = hp(None, "SGD momentum; None = the original model's recipe", _RECIPE_SOURCE)
     weight_decay: Optional[float] = hp(None, "weight decay; None = the original model's recipe", _RECIPE_SOURCE)
-
-    def validate(self, owner: str = "method") -> None:
-        super().validate(owner)
-        if self.optimizer not in (None, "sgd", "adam"):
-            raise HyperparameterError(f"{owner}.optimizer={self.optimizer!r} is not one of ['sgd', 'adam', None]")
 
 
 class LastLayersMethod(IterativeMethod):
