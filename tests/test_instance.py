@@ -172,6 +172,29 @@ def test_scenario_bad_input():
         get_scenario("instance", goal="relabel", forget_indices="0", targets=str(y0)).build(bundle, 0)
 
 
+def test_explicit_targets_follow_the_given_forget_indices_whatever_their_order():
+    """The forget rows are sorted by training index (within each request); the targets given one per
+    instance in the order of ``forget_indices`` must still reach their own instance."""
+    bundle = load_dataset("synthetic", n_samples=400, n_features=10, n_classes=4)
+    given = [30, 5, 17, 2]  # neither sorted nor sorted within the two requests
+    wanted = {i: (int(bundle.train.y[i]) + 1 + k % 2) % 4 for k, i in enumerate(given)}
+    options = dict(goal="relabel", forget_indices=",".join(map(str, given)),
+                   targets=",".join(str(wanted[i]) for i in given))
+    for requests in (1, 2):
+        scenario = get_scenario("instance", requests=requests, **options)
+        data = scenario.build(bundle, seed=0)
+        assert data.forget_indices.tolist() != given  # the rows really are in another order
+        paired = dict(zip(data.forget_indices.tolist(), data.task.metadata["target_labels"]))
+        assert paired == wanted
+        for r in range(1, len(data.requests) + 1):  # no request views for a single request
+            view = scenario.request_view(data, r)
+            assert dict(zip(view.forget_indices.tolist(), view.task.metadata["target_labels"])) == \
+                {i: wanted[i] for i in view.forget_indices.tolist()}
+    y5 = int(bundle.train.y[5])
+    with pytest.raises(DataError, match="equals the true label of training instance 5"):
+        get_scenario("instance", goal="relabel", forget_indices="30,5", targets=f"{wanted[30]},{y5}").build(bundle, 0)
+
+
 def test_scenario_relabel_targets_prepared_from_original(toy_instance):
     model, _ = toy_instance
     bundle = load_dataset("synthetic", n_samples=400, n_features=10, n_classes=4)

@@ -8,7 +8,8 @@ instances must be deleted from a trained classifier. Two goals:
 * ``relabel``: an instance is forgotten once the model predicts its target label. The default
   target is the most likely class *other than the true label* under the original model (for the
   correctly classified instances, i.e. nearly all training instances, the second most likely
-  class); ``targets`` gives them explicitly.
+  class); ``targets`` gives them explicitly (one per instance, in the order of ``forget_indices``
+  when those are given: the forget rows themselves are sorted by training index within each request).
 
 Instances are drawn uniformly at random under the seed (``forget_size`` = k, a count or a fraction of
 the training set) or given as ``forget_indices``. With ``requests`` = R > 1 the scenario draws R
@@ -49,8 +50,9 @@ class InstanceOptions(Hyperparameters):
                                        "with requests R > 1 they are split in R equal consecutive groups")
     goal: str = hp("misclassify", "misclassify: no longer predict the true label; relabel: predict the target "
                    "label", "Cha et al. 2024", choices=GOALS)
-    targets: Optional[str] = hp(None, "relabel targets: one comma-separated class per instance, or one class for "
-                                "all (default: the most likely wrong class under the original model)")
+    targets: Optional[str] = hp(None, "relabel targets: one comma-separated class per instance (in the order of "
+                                "forget_indices when given), or one class for all (default: the most likely "
+                                "wrong class under the original model)")
     requests: int = hp(1, "number of sequential deletion requests of forget_size instances each (continual)")
 
 
@@ -76,23 +78,27 @@ class InstanceScenario(Scenario):
             idx, requests = draw_requests(np.arange(n), resolve_count(o.forget_size, n), o.requests, seed)
         task = make_task(bundle, bundle.train, idx, metadata={"scenario": self.name, "goal": o.goal})
         if o.goal == "relabel" and o.targets is not None:
-            task.metadata["target_labels"] = self._explicit_targets(task.forget.y, bundle.num_classes)
+            task.metadata["target_labels"] = self._explicit_targets(idx, task.forget.y, bundle.num_classes)
         elif o.goal == "misclassify" and o.targets is not None:
             raise DataError("targets are only used with goal 'relabel'")
         return ScenarioData(bundle.train, idx, task, requests=requests)
 
-    def _explicit_targets(self, y: torch.Tensor, num_classes: int) -> list[int]:
+    def _explicit_targets(self, idx: np.ndarray, y: torch.Tensor, num_classes: int) -> list[int]:
+        """The ``targets`` option aligned with the forget rows (training indices ``idx``, labels ``y``)."""
         targets = parse_indices(self.options.targets)
         if len(targets) == 1:
             targets = targets * len(y)
         if len(targets) != len(y):
             raise DataError(f"targets: got {len(targets)} labels for {len(y)} forget instances; give one per "
                             "instance or a single label for all")
-        for t, label in zip(targets, y.tolist()):
+        if self.options.forget_indices:  # given in that order; the rows are sorted by index per request
+            by_index = dict(zip(parse_indices(self.options.forget_indices), targets))
+            targets = [by_index[i] for i in idx.tolist()]
+        for i, t, label in zip(idx.tolist(), targets, y.tolist()):
             if not 0 <= t < num_classes:
                 raise DataError(f"target label {t} is not a class (classes are 0..{num_classes - 1})")
             if t == label:
-                raise DataError(f"target label {t} equals the true label of its instance; relabelling "
+                raise DataError(f"target label {t} equals the true label of training instance {i}; relabelling "
                                 "must change the label")
         return [int(t) for t in targets]
 
