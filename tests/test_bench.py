@@ -84,6 +84,22 @@ def test_grid_expansion_and_shipped_specs():
         assert load_spec(root / name).cells()
 
 
+def test_group_labels_name_the_dataset_options_that_set_an_experiment_apart():
+    sizes = {**TINY, "datasets": [{"name": "mnist1d", "options": {"n_samples": n}, "models": ["mlp"]}
+                                  for n in (5000, "20000")], "scenarios": TINY["scenarios"][:1]}
+    spec = parse_spec(sizes)
+    groups = [spec.group_of(c) for c in spec.experiments]
+    # 5000 is mnist1d's default: that label is the one an experiment without options has
+    assert groups == ["mnist1d/mlp/random(forget_size=0.1)", "mnist1d(n_samples=20000)/mlp/random(forget_size=0.1)"]
+    assert {c.group for c in spec.cells()} == set(groups)
+    # what is tuned for one size is applied to that size only (tuned values are looked up by label)
+    tuned = parse_spec(sizes, tuned={(groups[1], "ga"): {"lr": 0.123}})
+    assert [c.method_params["ga"].get("lr") for c in tuned.experiments] == [None, 0.123]
+    assert parse_spec(TINY).cells()[0].group == "synthetic(n_samples=300)/mlp/random(forget_size=0.1)"
+    with pytest.raises(UnlearnkitError, match=r"dataset 'mnist1d' has no option\(s\) \['size'\]"):
+        parse_spec({**sizes, "datasets": [{"name": "mnist1d", "options": {"size": 10}, "models": ["mlp"]}]})
+
+
 # -- the store --------------------------------------------------------------------------------------
 def test_store_one_row_per_cell_wal_and_tuned(tmp_path):
     with ResultStore(tmp_path / "s.sqlite") as store:
@@ -101,6 +117,8 @@ def test_store_one_row_per_cell_wal_and_tuned(tmp_path):
         store.put_tuned("t", "g", "ga", {"lr": 0.1}, 0.02, 3, {"lr": {"low": 0.01, "high": 1}}, {"seeds": [9]}, [])
         assert store.get_tuned("t")["params"] == {"lr": 0.1}
         assert store.runs()[0]["code_version"].startswith("0.")
+        assert store.relabel({"k1": "g2", "absent": "x"}) == 1 and store.runs()[0]["grp"] == "g2"
+        assert store.relabel({"k1": "g2"}) == 0
 
 
 def test_bench_records_every_cell_and_second_run_does_nothing(tiny_run):
@@ -108,9 +126,13 @@ def test_bench_records_every_cell_and_second_run_does_nothing(tiny_run):
     assert summary.ran == 16 and summary.done == 16 and summary.errors == 0
     runs = store.runs()
     assert len(runs) == 16 and all(r["forget_hash"] and r["config_hash"] and r["code_version"] for r in runs)
+    labels = {r["cell_key"]: r["grp"] for r in runs}
+    with store.transaction():  # as recorded before the labels named dataset options
+        store.conn.execute("UPDATE runs SET grp = replace(grp, 'synthetic(n_samples=300)/', 'synthetic/')")
     again = run_bench(load_spec(spec_path), store, cache=ModelCache(d / "cache"), workers=1, progress=False)
     assert again.ran == 0 and again.already == 16
     assert len(store.runs()) == 16
+    assert {r["cell_key"]: r["grp"] for r in store.runs()} == labels  # relabelled, nothing ran
 
 
 def test_results_export_formats(tiny_run, capsys):
@@ -133,7 +155,7 @@ def test_report_markdown_and_html(tiny_run, tmp_path):
     d, spec_path, store, _ = tiny_run
     assert cli(["report", str(store.path), "--spec", str(spec_path), "--out", str(tmp_path / "rep")]) == 0
     md = (tmp_path / "rep" / "leaderboard.md").read_text()
-    assert md.count("#### synthetic/mlp/") == 2 and "**" in md and "Speedup" in md
+    assert md.count("#### synthetic(n_samples=300)/mlp/") == 2 and "**" in md and "Speedup" in md
     page = (tmp_path / "rep" / "index.html").read_text()
     assert page.count("data:image/png;base64,") == 2 and "<table>" in page and "http" not in page.split("<body>")[0]
 

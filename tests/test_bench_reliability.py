@@ -35,9 +35,9 @@ def test_skipped_and_failed_cells_are_told_apart_and_listed(tmp_path, capsys):
     assert status["first_order"][0] == "skipped" and "needs the corrected data" in status["first_order"][1]
     assert status["ga"][0] == "error" and "'ga' produced NaN or infinite weights" in status["ga"][1]
     lines = err.strip().splitlines()
-    assert any(ln.startswith("skipped (1 cell(s): synthetic/mlp/random first_order seed 0): MissingSplitError")
+    assert any(ln.startswith("skipped (1 cell(s): synthetic(n_samples=300)/mlp/random first_order seed 0): MissingSplitError")
                for ln in lines), err
-    assert any(ln.startswith("error (1 cell(s): synthetic/mlp/random ga seed 0): NonFiniteError") for ln in lines), err
+    assert any(ln.startswith("error (1 cell(s): synthetic(n_samples=300)/mlp/random ga seed 0): NonFiniteError") for ln in lines), err
 
 
 def _children(pid: int) -> list[int]:

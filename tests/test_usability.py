@@ -37,7 +37,7 @@ def test_dry_run_without_a_store_summarises_and_creates_nothing(tmp_path, capsys
     assert cli(["bench", str(spec), "--store", str(store), "--dry-run"]) == 0
     out = capsys.readouterr().out
     assert "12 cells, 0 already" in out and "12 to run" in out
-    assert "synthetic/mlp/random(forget_size=0.1): 6 of 6 to run" in out
+    assert "synthetic(n_samples=200)/mlp/random(forget_size=0.1): 6 of 6 to run" in out
     assert "nothing was run or written" in out
     assert not (tmp_path / "results").exists()
 
@@ -227,7 +227,7 @@ def test_tuning_shows_a_progress_bar_per_method(tmp_path, capsys):
     with ResultStore(tmp_path / "t.sqlite") as store:
         tune_spec(load_spec(spec), store, {}, cache=ModelCache(tmp_path / "cache"), progress=True)
     err = capsys.readouterr().err
-    assert "tuning ga on synthetic/mlp/random" in err and "2/2" in err and "best gap" in err
+    assert "tuning ga on synthetic(n_samples=200)/mlp/random" in err and "2/2" in err and "best gap" in err
 
 
 def test_a_cells_warnings_are_reported_with_the_cell_named(tmp_path, monkeypatch):
@@ -251,7 +251,7 @@ def test_a_cells_warnings_are_reported_with_the_cell_named(tmp_path, monkeypatch
     with ResultStore(tmp_path / "w.sqlite") as store:
         run_bench(load_spec(spec), store, cache=ModelCache(tmp_path / "cache"), workers=1, progress=False,
                   status_line=lines.append)
-    cell = "synthetic/mlp/random(forget_size=0.1) seed 0 ft"
+    cell = "synthetic(n_samples=200)/mlp/random(forget_size=0.1) seed 0 ft"
     assert any(cell in line and "not finite for 3 examples" in line for line in lines)
     assert any(cell in line and "UserWarning: a deprecated option" in line for line in lines)
     assert not any("retrain:" in line and "warning" in line for line in lines)

@@ -155,6 +155,9 @@ def run_bench(spec: BenchSpec, store: ResultStore, *, cache: Optional[ModelCache
     workers = plan_workers(workers, threads)
     cells = spec.cells()
     status = store.status_of(c.key for c in cells)
+    relabelled = store.relabel({c.key: c.group for c in cells if c.key in status})
+    if relabelled:  # their rows now group with the cells that run under the current label
+        log.info("%s: %d stored cell(s) took the current group label", spec.name, relabelled)
     pending = [c for c in cells if c.key not in status or (retry_failed and status[c.key] != "done")]
     pending = order_cells(pending)
     by_key = {c.key: c for c in pending}

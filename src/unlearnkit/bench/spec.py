@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from ..checks import check_seeds, read_yaml
+from ..data.datasets import non_default_options
 from ..errors import UnlearnkitError, UnknownNameError
 from ..utils import stable_hash
 from .config import ExperimentConfig, cell_key, experiment_identity
@@ -74,7 +75,11 @@ class BenchSpec:
 
     @staticmethod
     def group_of(config: ExperimentConfig) -> str:
-        return f"{config.dataset}/{config.model}/{_label(config.scenario, config.scenario_options)}"
+        """The experiment's label in reports, e.g. ``mnist1d(n_samples=20000)/cnn1d/random(forget_size=30)``:
+        the dataset with the options that differ from its defaults (two sizes of one dataset are two
+        experiments), the model, the scenario with its options."""
+        dataset = _label(config.dataset, non_default_options(config.dataset, config.dataset_options))
+        return f"{dataset}/{config.model}/{_label(config.scenario, config.scenario_options)}"
 
     def check_data(self) -> None:
         """Load each dataset and build each scenario once (first seed), so that configuration errors

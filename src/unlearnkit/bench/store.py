@@ -30,7 +30,7 @@ CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS runs (
     cell_key      TEXT PRIMARY KEY,          -- experiment.cell_key(config, method, seed)
     spec          TEXT,                      -- name of the spec that first produced it
-    grp           TEXT NOT NULL,             -- dataset/model/scenario(options)
+    grp           TEXT NOT NULL,             -- dataset(options)/model/scenario(options)
     dataset       TEXT NOT NULL,
     model         TEXT NOT NULL,
     scenario      TEXT NOT NULL,
@@ -207,6 +207,14 @@ class ResultStore:
         with self.transaction():
             self.conn.execute(f"INSERT OR REPLACE INTO runs ({','.join(RUN_COLUMNS)}) "
                               f"VALUES ({','.join('?' * len(RUN_COLUMNS))})", row)
+
+    def relabel(self, groups: dict[str, str]) -> int:
+        """Store ``groups`` (cell key -> the group label its spec gives it now) for the cells held whose
+        stored label differs, e.g. one recorded before the labels named dataset options; returns how
+        many changed. A cell's key does not depend on its label, so the cell itself stays as it is."""
+        with self.transaction():
+            return sum(self.conn.execute("UPDATE runs SET grp = ? WHERE cell_key = ? AND grp != ?",
+                                         (group, key, group)).rowcount for key, group in groups.items())
 
     def runs(self, keys: Optional[Iterable[str]] = None, status: Optional[str] = None,
              where: Optional[dict[str, Any]] = None) -> list[dict[str, Any]]:

@@ -7,6 +7,7 @@ data no model ever trains on, for methods that need unseen data). Nothing is dow
 
 from __future__ import annotations
 
+import inspect
 import io
 import logging
 import typing
@@ -191,14 +192,23 @@ for _name in _TORCHVISION:
 
 def load_dataset(name: str, **options) -> DatasetBundle:
     """Load a registered dataset by name; ``options`` go to its loader (e.g. ``n_samples``)."""
-    loader = DATASETS.get(name)
-    import inspect
+    return DATASETS.get(name)(**typed_options(name, options))
 
+
+def typed_options(name: str, options: dict) -> dict:
+    """``options`` of dataset ``name`` converted to the types its loader declares (unknown names raise)."""
+    loader = DATASETS.get(name)
     valid = set(inspect.signature(loader).parameters)
     unknown = set(options) - valid
     if unknown:
         raise UnlearnkitError(f"dataset {name!r} has no option(s) {sorted(unknown)}; valid: {sorted(valid)}")
     types = typing.get_type_hints(loader)
-    options = {k: convert_value(f"dataset option {name}", k, v, types[k]) if k in types else v
-               for k, v in options.items()}
-    return loader(**options)
+    return {k: convert_value(f"dataset option {name}", k, v, types[k]) if k in types else v
+            for k, v in options.items()}
+
+
+def non_default_options(name: str, options: dict) -> dict:
+    """The ``options`` of dataset ``name`` whose typed value differs from its loader's default: what
+    sets this data apart from the dataset as registered ({} when every option is a default)."""
+    defaults = {k: p.default for k, p in inspect.signature(DATASETS.get(name)).parameters.items()}
+    return {k: v for k, v in typed_options(name, options).items() if v != defaults[k]}
