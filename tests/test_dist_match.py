@@ -79,11 +79,15 @@ def test_quantile_targets_hand_computed():
 
 def test_stratified_auc_hand_computed():
     # class 0: every forget score above every reference score (1); class 1: below (0); weights 2 and 1
-    a, a_lab = np.array([3.0, 4.0, 0.0]), np.array([0, 0, 1])
-    b, b_lab = np.array([1.0, 2.0, 1.0, 2.0]), np.array([0, 0, 1, 1])
+    a, a_lab = torch.tensor([3.0, 4.0, 0.0]), torch.tensor([0, 0, 1])
+    b, b_lab = torch.tensor([1.0, 2.0, 1.0, 2.0]), torch.tensor([0, 0, 1, 1])
     assert stratified_auc(a, a_lab, b, b_lab) == pytest.approx(2 / 3)
-    assert stratified_auc(np.array([1.0]), np.array([0]), np.array([1.0]), np.array([0])) == 0.5  # a tie
-    assert stratified_auc(a, a_lab, b, np.full(4, 5)) == 0.5  # no class in common
+    one, zero = torch.tensor([1.0]), torch.tensor([0])
+    assert stratified_auc(one, zero, one, zero) == 0.5  # a tie
+    # class 0 only, with ties: a = [1, 2], b = [1, 1, 3]: (0 + 2 * 0.5) + (2 + 0) = 3 of 6 pairs
+    assert stratified_auc(torch.tensor([1.0, 2.0]), torch.zeros(2, dtype=torch.long), torch.tensor([1.0, 1.0, 3.0]),
+                          torch.zeros(3, dtype=torch.long)) == pytest.approx(0.5)
+    assert stratified_auc(a, a_lab, b, torch.full((4,), 5)) == 0.5  # no class in common
 
 
 def test_auc_separable_and_indistinguishable():
@@ -258,3 +262,29 @@ def test_asr_formula_on_a_hand_made_model():
     half = x.clone()
     half[[0, 2]] = triggered.x[[0, 2]]
     assert attack_success_rate(_Detector(), Split(half, y), target=2) == 0.5
+
+
+@pytest.mark.parametrize("scenario, options, retain, expected", [
+    # subset with retain: forget + as many third-party samples, then the retain batch
+    ("random", {"forget_size": 0.1}, True, lambda n: [2 * n, 256]),
+    # subset without retain: the anchor alone, on a larger third-party batch
+    ("random", {"forget_size": 0.1}, False, lambda n: [n + 256]),
+    # concept: its own (smaller) retain batch
+    ("class", {"forget_class": 0}, True, lambda n: [2 * n, 128]),
+])
+def test_each_mode_feeds_its_own_retention_batches(scenario, options, retain, expected):
+    model, data = make_toy(scenario, **options)
+    task = data.task if retain else replace(data.task, retain=None)
+    sizes: list[int] = []
+    m = get_method("dist_match", epochs=1, concept_epochs=1, batch_size=8)
+    original_forward = type(model).forward
+
+    def spy(module, x):  # records the batch of every training-mode forward pass (eval passes are the rule's)
+        if module.training:
+            sizes.append(len(x))
+        return original_forward(module, x)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(type(model), "forward", spy)
+        m.unlearn(model, task, seed=0)
+    assert sizes[:len(expected(8))] == expected(8)
