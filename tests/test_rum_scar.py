@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from unlearnkit.errors import HyperparameterError
+from unlearnkit.errors import HyperparameterError, NonFiniteError
 from unlearnkit.methods import get_method
 from unlearnkit.methods import rum as rum_module
 from unlearnkit.methods.rum import curvature_scores, memorisation_groups
@@ -49,6 +49,12 @@ def test_rum_unlearns_the_groups_in_order_low_to_high(toy_random, monkeypatch):
     assert np.array_equal(np.sort(np.concatenate([c[0] for c in calls])), np.sort(data.task.forget.indices))
     means = [float(scores[g].mean()) for g in memorisation_groups(scores)]
     assert means == sorted(means)
+
+
+def test_rum_divergence_names_rum_its_group_and_its_seed(toy_random):
+    model, data = toy_random
+    with pytest.raises(NonFiniteError, match=r"'rum' diverged .* low-memorisation group with seed 3; lower lr_low"):
+        get_method("rum", lr_low=1e6, alpha_low=0.0).unlearn(model, data.task, seed=3)
 
 
 def test_rum_rejects_bad_group_settings():

@@ -46,6 +46,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from ..data.split import Split
+from ..errors import NonFiniteError
 from ._peer_utils import eval_mode
 from .base import Hyperparameters, UnlearningMethod, hp, register_method
 from .neggrad_plus import NegGradPlus
@@ -113,8 +114,12 @@ class RUM(UnlearningMethod):
                 continue
             inner = NegGradPlus(alpha=getattr(p, f"alpha_{level}"), lr=getattr(p, f"lr_{level}"), epochs=epochs,
                                 batch_size=p.batch_size)
-            inner.unlearn(model, replace(task, forget=task.forget.subset(group)), seed=self.seed + step,
-                          device=self.device, inplace=True)
+            try:
+                inner.unlearn(model, replace(task, forget=task.forget.subset(group)), seed=self.seed + step,
+                              device=self.device, inplace=True)
+            except NonFiniteError:  # name this method and its group, not the inner NegGrad+ and its derived seed
+                raise NonFiniteError(f"method 'rum' diverged (NaN or infinite weights) on its {level}-memorisation "
+                                     f"group with seed {self.seed}; lower lr_{level} or epochs_{level}") from None
         return model
 
 
