@@ -255,3 +255,13 @@ def test_a_cells_warnings_are_reported_with_the_cell_named(tmp_path, monkeypatch
     assert any(cell in line and "not finite for 3 examples" in line for line in lines)
     assert any(cell in line and "UserWarning: a deprecated option" in line for line in lines)
     assert not any("retrain:" in line and "warning" in line for line in lines)
+
+
+def test_only_methods_restricts_the_dry_run_and_rejects_a_method_outside_the_spec(tmp_path, capsys):
+    spec = tmp_path / "dry.yaml"
+    spec.write_text(yaml.safe_dump(SPEC))
+    store = tmp_path / "dry.sqlite"
+    assert cli(["bench", str(spec), "--store", str(store), "--dry-run", "--only-methods", "ft"]) == 0
+    assert "4 cells, 0 already" in capsys.readouterr().out  # ft only: 2 scenarios x 2 seeds
+    assert cli(["bench", str(spec), "--store", str(store), "--dry-run", "--only-methods", "ft,ga"]) == 2
+    assert "--only-methods ['ga'] are not methods of spec" in capsys.readouterr().err

@@ -45,6 +45,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "of the spec's grid: the same cells, so a later full run only adds the rest)")
     p.add_argument("--only-datasets", default=None, help="run only these datasets of the spec (comma-separated)")
     p.add_argument("--only-scenarios", default=None, help="run only these scenarios of the spec (comma-separated)")
+    p.add_argument("--only-methods", default=None, help="run only these methods of the spec (comma-separated; "
+                   "include original,retrain for a report with its references)")
     p.add_argument("--dry-run", action="store_true",
                    help="summarise the cells to run per experiment with a time estimate from the store, and exit "
                         "without writing anything (-v also lists each cell)")
@@ -57,7 +59,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def restrict(spec, args: argparse.Namespace):
-    """The spec limited to some seeds / datasets / scenarios (cell keys do not change)."""
+    """The spec limited to some seeds / datasets / scenarios / methods (cell keys do not change)."""
     from dataclasses import replace
 
     from .common import _csv, _seeds
@@ -67,6 +69,13 @@ def restrict(spec, args: argparse.Namespace):
         exps = [e for e in exps if e.dataset in _csv(args.only_datasets)]
     if args.only_scenarios:
         exps = [e for e in exps if e.scenario in _csv(args.only_scenarios)]
+    if args.only_methods:
+        wanted = _csv(args.only_methods)
+        bad = sorted(set(wanted) - {m for e in exps for m in e.methods})
+        if bad:
+            raise UnlearnkitError(f"--only-methods {bad} are not methods of spec {spec.name}")
+        exps = [replace(e, methods=[m for m in e.methods if m in wanted]) for e in exps]
+        exps = [e for e in exps if e.methods]
     if args.seeds:
         wanted = _seeds(args.seeds)
         bad = sorted(set(wanted) - set(spec.experiments[0].seeds))
