@@ -208,7 +208,7 @@ class DistMatchParams(IterativeParams):
     huber_delta: float = hp(1.0, "subset: Huber transition of the score loss (score units)", "our choice", gt=0)
     stop_tol: float = hp(0.01, "subset: stop when |stratified AUC - 0.5| <= stop_tol",
                          "our tuning on mnist1d/mlp", ge=0)
-    concept_epochs: int = hp(5, "concept: cap on passes over the forget set (keeps it >= 10x faster than Retrain "
+    concept_epochs: int = hp(5, "concept: cap on passes over the forget set (more did not pay for their time "
                                 "on digits/cnn)", "our tuning on digits/cnn", ge=1)
     concept_retain_weight: float = hp(2.0, "concept: weight of CE on retain data, when used (the squared MMD "
                                            "is at most 2)", "our tuning on mnist1d/mlp and digits/cnn", ge=0)
