@@ -10,16 +10,17 @@ from __future__ import annotations
 
 import json
 import logging
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Iterator, Optional
 
 import numpy as np
 from torch import nn
 
 from .._version import __version__
 from ..data import DatasetBundle, load_dataset
-from ..errors import NonFiniteError
+from ..errors import NoOpWarning, NonFiniteError, UnlearnkitError
 from ..evaluation.registry import MetricInputs, compute_metrics
 from ..methods import UnlearningMethod, get_method
 from ..models import build_model
@@ -30,7 +31,7 @@ from . import outdir
 from .cache import ModelCache
 from .config import ExperimentConfig, cell_key, experiment_identity  # noqa: F401  (re-exported)
 from .continual import RequestCheckpoint, run_requests
-from .runtime import apply_threads, progress_bar, runtime_key, runtime_record
+from .runtime import apply_threads, plan_workers, progress_bar, runtime_key, runtime_record
 
 log = logging.getLogger(__name__)
 
@@ -215,9 +216,13 @@ def _read_rows(path: Path) -> dict[str, list[dict]]:
 
 
 def run_experiment(config: ExperimentConfig, out_dir: str | Path, *, cache: Optional[ModelCache] = None,
-                   progress: bool = True, overwrite: bool = False) -> dict[str, Any]:
+                   progress: bool = True, overwrite: bool = False, workers: int = 1) -> dict[str, Any]:
     """Run (or resume) an experiment and write results.json, report.md and plots to ``out_dir``.
-    A folder holding another experiment is refused unless ``overwrite`` (see ``outdir``)."""
+    A folder holding another experiment is refused unless ``overwrite`` (see ``outdir``).
+
+    ``workers`` > 1 computes cells in that many processes (0: as many as the cores allow at the
+    config's threads), the seeds side by side; rows, files and resuming are as with one process, and
+    a cell that fails there is reported, after the others have finished, in one ``UnlearnkitError``."""
     from .report import summarize, write_outputs
 
     out = Path(out_dir)
@@ -227,43 +232,73 @@ def run_experiment(config: ExperimentConfig, out_dir: str | Path, *, cache: Opti
     outdir.check_out_dir(out, identity, overwrite)
     rows_path = out / outdir.ROWS_FILE
     outdir.cut_torn_line(rows_path)
-    done = _read_rows(rows_path)
-    rows: list[dict] = []
-    forget_indices: dict[str, list[int]] = {}
+    done, saved = _read_rows(rows_path), _saved_indices(out)
     cells = [(s, m) for s in config.seeds for m in config.methods]
+    pending = [(s, m) for s, m in cells if not (cell_key(config, m, s) in done and str(s) in saved)]
+    workers = 1 if workers == 1 else min(plan_workers(workers, config.threads), max(1, len(pending)))
     bar = progress_bar(len(cells), progress, "cells")
+    bar.update(len(cells) - len(pending))
+    compute = _cells_in_process(exp, pending, bar) if workers == 1 else _cells_in_workers(exp, pending, bar, workers)
+    for seed, name, cell_rows, indices in compute:
+        key = cell_key(config, name, seed)
+        record = {"cell": key, "row": cell_rows[0]} if len(cell_rows) == 1 else {"cell": key, "rows": cell_rows}
+        if _saved_indices(out).get(str(seed)) != indices:  # first row of this seed
+            outdir.start_writing(out, identity)
+            _save_indices(out, {str(seed): indices})
+        outdir.append_line(rows_path, json.dumps(to_jsonable(record)))
+        done[key] = cell_rows
+        bar.update(1)
+    bar.close()
+    rows = [r for s, m in cells for r in done[cell_key(config, m, s)]]  # the config's order, however computed
+    results = {"unlearnkit_version": __version__, "config": config.to_dict(),
+               "runtime": runtime_record(exp.device, config.threads, workers=workers), "rows": rows,
+               "summary": summarize(rows, group_keys=("method", "request") if any("request" in r for r in rows)
+                                    else ("method",)),
+               "forget_indices": {str(s): _saved_indices(out)[str(s)] for s in config.seeds}}
+    write_outputs(results, out)
+    return results
+
+
+CellRows = Iterator[tuple[int, str, list[dict[str, Any]], list[int]]]
+
+
+def _cells_in_process(exp: Experiment, cells: list[tuple[int, str]], bar) -> CellRows:
+    """(seed, method, rows, forget indices) of each cell, computed here; a seed's context is reused."""
     ctx: Optional[SeedContext] = None
     for seed, name in cells:
-        key = cell_key(config, name, seed)
-        if key in done and str(seed) in _saved_indices(out):
-            rows.extend(done[key])
-            forget_indices[str(seed)] = _saved_indices(out)[str(seed)]
-            bar.update(1)
-            continue
         if ctx is None or ctx.seed != seed:
             bar.set_postfix_str(f"seed {seed}: original + retrain")
             ctx = exp.prepare(seed)
-            forget_indices[str(seed)] = ctx.data.forget_indices.tolist()
         bar.set_postfix_str(f"seed {seed}: {name}")
-        cell_rows = exp.run_cell(ctx, name)
-        record = {"cell": key, "row": cell_rows[0]} if len(cell_rows) == 1 else {"cell": key, "rows": cell_rows}
-        if _saved_indices(out).get(str(seed)) != forget_indices[str(seed)]:  # first row of this seed
-            outdir.start_writing(out, identity)
-            _save_indices(out, forget_indices)
-        outdir.append_line(rows_path, json.dumps(to_jsonable(record)))
-        rows.extend(cell_rows)
-        row = cell_rows[-1]
-        bar.update(1)
-        log.debug("seed %d %-14s forget %.3f test %.3f time %.2fs", seed, name, row["forget_acc"],
-                 row["test_acc"], row["time_s"])
-    bar.close()
-    results = {"unlearnkit_version": __version__, "config": config.to_dict(),
-               "runtime": runtime_record(exp.device, config.threads, workers=1), "rows": rows,
-               "summary": summarize(rows, group_keys=("method", "request") if any("request" in r for r in rows)
-                                    else ("method",)),
-               "forget_indices": forget_indices}
-    write_outputs(results, out)
-    return results
+        rows = exp.run_cell(ctx, name)
+        log.debug("seed %d %-14s forget %.3f test %.3f time %.2fs", seed, name, rows[-1]["forget_acc"],
+                  rows[-1]["test_acc"], rows[-1]["time_s"])
+        yield seed, name, rows, ctx.data.forget_indices.tolist()
+
+
+def _cells_in_workers(exp: Experiment, cells: list[tuple[int, str]], bar, workers: int) -> CellRows:
+    """The same, computed by ``workers`` processes (the benchmark runner's worker side); warnings
+    raised there are raised again here, naming the cell."""
+    from .runner import cell_payload, compute_cells, order_cells
+
+    c = exp.config
+    payloads = order_cells([cell_payload(c, m, s, cell_key(c, m, s), exp.cache, exp.checkpoint_root)
+                            for s, m in cells], context=lambda p: p["seed"])
+    failed = []
+    for payload, res in compute_cells(payloads, workers=workers, threads=c.threads):
+        where = f"seed {payload['seed']} {payload['method']}"
+        for text in res.get("warnings", ()):
+            kind, _, message = text.partition(": ")
+            warnings.warn(f"{where}: {message}", NoOpWarning if kind == "NoOpWarning" else RuntimeWarning,
+                          stacklevel=2)
+        if res["status"] != "done":
+            reason = (res.get("error") or "").strip().splitlines()
+            failed.append(f"{where}: {reason[-1] if reason else res['status']}")
+            continue
+        bar.set_postfix_str(where)
+        yield payload["seed"], payload["method"], res["rows"], res["forget_indices"]
+    if failed:
+        raise UnlearnkitError(f"{len(failed)} cell(s) failed (the others are saved): " + "; ".join(failed))
 
 
 def _saved_indices(out: Path) -> dict[str, list[int]]:

@@ -18,7 +18,8 @@ import traceback
 import warnings
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Any, Callable, Optional
+from pathlib import Path
+from typing import Any, Callable, Iterator, Optional
 
 from ..errors import MissingSplitError, UnlearnkitError
 from ..utils import exit_with_parent, stable_hash
@@ -107,7 +108,10 @@ def _compute_cell(payload: dict[str, Any], config: ExperimentConfig, method: str
             _CONTEXTS[ctx_key] = ctx
             while len(_CONTEXTS) > 2:
                 _CONTEXTS.popitem(last=False)
-        out["forget_hash"] = stable_hash(ctx.data.forget_indices.tolist())
+        if payload.get("checkpoint_root"):  # continual cells of ``run``: progress kept beside its results
+            exp.checkpoint_root = Path(payload["checkpoint_root"])
+        out["forget_indices"] = ctx.data.forget_indices.tolist()
+        out["forget_hash"] = stable_hash(out["forget_indices"])
         out["prepare_s"] = prepare_s
         rows = exp.run_cell(ctx, method)
         out.update(status="done", rows=rows, time_s=float(sum(r["time_s"] for r in rows)))
@@ -131,12 +135,32 @@ class BenchSummary:
     seconds: float
 
 
-def order_cells(cells: list[Cell]) -> list[Cell]:
-    """First the first cell of every (experiment, seed), so parallel workers train different
-    originals at once; then the rest grouped by (experiment, seed) so a worker reuses its context."""
+def cell_payload(config: ExperimentConfig, method: str, seed: int, key: str, cache: ModelCache,
+                 checkpoint_root: Optional[Path] = None) -> dict[str, Any]:
+    """What ``execute_cell`` needs to compute one cell in a worker (plain, picklable values)."""
+    return {"config": config.to_dict(), "method": method, "seed": seed, "cell_key": key,
+            "cache_root": str(cache.root), "cache_enabled": cache.enabled,
+            "checkpoint_root": None if checkpoint_root is None else str(checkpoint_root)}
+
+
+def compute_cells(payloads: list[dict[str, Any]], *, workers: int, threads: int, backend: str = "local",
+                  address: Optional[str] = None) -> Iterator[tuple[dict[str, Any], dict[str, Any]]]:
+    """``execute_cell`` on every payload, on the backend; yields (payload, result) as cells finish
+    (a worker that died gives an error result)."""
+    outcomes = get_backend(backend, address).run(execute_cell, payloads, workers=workers, threads=threads,
+                                                 initializer=_init_worker, initargs=(threads,))
+    for payload, res, failure in outcomes:
+        if failure is not None:  # the worker process itself failed (execute_cell catches the rest)
+            res = {"cell_key": payload["cell_key"], "status": "error", "error": failure}
+        yield payload, res
+
+
+def order_cells(cells: list, context: Callable[[Any], Any] = lambda c: (base_hash(c.config), c.seed)) -> list:
+    """First the first cell of every context (experiment and seed), so parallel workers train
+    different originals at once; then the rest grouped by context so a worker reuses it."""
     firsts, rest, seen = [], [], set()
     for c in cells:
-        k = (base_hash(c.config), c.seed)
+        k = context(c)
         (rest if k in seen else firsts).append(c)
         seen.add(k)
     return firsts + rest
@@ -148,7 +172,7 @@ def run_bench(spec: BenchSpec, store: ResultStore, *, cache: Optional[ModelCache
               threads: Optional[int] = None) -> BenchSummary:
     """Run every pending cell of ``spec`` and record it in ``store``; cells already there are skipped
     (``retry_failed`` also re-runs skipped/error cells)."""
-    runner = get_backend(backend, ray_address)  # unknown names fail here, listing the valid ones
+    get_backend(backend, ray_address)  # unknown names fail here (listing the valid ones), before any work
     start = time.perf_counter()
     cache = cache or ModelCache()
     threads = threads or max(c.threads for c in spec.experiments)  # the spec's (each Experiment applies its own)
@@ -161,8 +185,7 @@ def run_bench(spec: BenchSpec, store: ResultStore, *, cache: Optional[ModelCache
     pending = [c for c in cells if c.key not in status or (retry_failed and status[c.key] != "done")]
     pending = order_cells(pending)
     by_key = {c.key: c for c in pending}
-    payloads = [{"config": c.config.to_dict(), "method": c.method, "seed": c.seed, "cell_key": c.key,
-                 "cache_root": str(cache.root), "cache_enabled": cache.enabled} for c in pending]
+    payloads = [cell_payload(c.config, c.method, c.seed, c.key, cache) for c in pending]
     counts = {"done": 0, "skipped": 0, "error": 0}
     bar = None
     if progress and pending:
@@ -177,11 +200,8 @@ def run_bench(spec: BenchSpec, store: ResultStore, *, cache: Optional[ModelCache
         say(f"{spec.name}: {len(pending)} of {len(cells)} cells to run ({len(cells) - len(pending)} already in "
             f"the store), backend {backend}, {workers} worker(s)")
     if pending:
-        outcomes = runner.run(execute_cell, payloads, workers=workers, threads=threads,
-                              initializer=_init_worker, initargs=(threads,))
-        for n, (payload, res, failure) in enumerate(outcomes, start=1):
-            if failure is not None:  # the worker process itself failed (execute_cell catches the rest)
-                res = {"cell_key": payload["cell_key"], "status": "error", "error": failure}
+        outcomes = compute_cells(payloads, workers=workers, threads=threads, backend=backend, address=ray_address)
+        for n, (_, res) in enumerate(outcomes, start=1):
             cell = by_key[res["cell_key"]]
             c = cell.config
             store.put_run({

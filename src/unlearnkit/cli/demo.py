@@ -22,6 +22,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seeds", type=_seeds, default=[0, 1, 2], help="comma-separated seeds (default 0,1,2)")
     p.add_argument("--overwrite", action="store_true",
                    help="replace the results in --out when they belong to another experiment")
+    p.add_argument("--workers", type=int, default=0,
+                   help="processes computing cells, the seeds side by side (default 0 = as many as the cores "
+                        "allow at one thread each; 1 = in this process); workers x threads may not exceed the cores")
     add_common_args(p)
     p.set_defaults(func=main)
 
@@ -33,7 +36,7 @@ def main(args: argparse.Namespace) -> int:
                               threads=args.threads or 1)
     start = time.perf_counter()
     results = run_experiment(config, args.out, cache=cache_from_args(args), progress=not args.quiet,
-                             overwrite=args.overwrite)
+                             overwrite=args.overwrite, workers=args.workers)
     print("\nunlearnkit demo: digits / cnn / random 10% forgetting, mean ± std over seeds "
           f"{','.join(map(str, args.seeds))} (accuracies and MIA-efficacy in %, avg gap in points)\n")
     print(markdown_table(results["summary"]))

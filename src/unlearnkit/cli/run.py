@@ -19,6 +19,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", type=Path, required=True, help="output folder")
     p.add_argument("--overwrite", action="store_true",
                    help="replace the results in --out when they belong to another experiment")
+    p.add_argument("--workers", type=int, default=1,
+                   help="processes computing cells, the seeds side by side (default 1 = in this process; 0 = as "
+                        "many as the cores allow at --threads each); workers x threads may not exceed the cores")
     add_common_args(p)
     p.set_defaults(func=main)
 
@@ -26,7 +29,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def main(args: argparse.Namespace) -> int:
     config = config_from_args(args)
     results = run_experiment(config, args.out, cache=cache_from_args(args), progress=not args.quiet,
-                             overwrite=args.overwrite)
+                             overwrite=args.overwrite, workers=args.workers)
     print(markdown_table(results["summary"]))
     print(f"results: {args.out / 'results.json'}   report: {args.out / 'report.md'}")
     return 0
