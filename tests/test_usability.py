@@ -265,3 +265,16 @@ def test_only_methods_restricts_the_dry_run_and_rejects_a_method_outside_the_spe
     assert "4 cells, 0 already" in capsys.readouterr().out  # ft only: 2 scenarios x 2 seeds
     assert cli(["bench", str(spec), "--store", str(store), "--dry-run", "--only-methods", "ft,ga"]) == 2
     assert "--only-methods ['ga'] are not methods of spec" in capsys.readouterr().err
+
+
+def test_only_models_restricts_the_dry_run(tmp_path, capsys):
+    spec = tmp_path / "dry.yaml"
+    two_models = {**SPEC, "datasets": [{**SPEC["datasets"][0], "models": ["mlp", "cnn1d"]}]}
+    spec.write_text(yaml.safe_dump(two_models))
+    store = tmp_path / "dry.sqlite"
+    assert cli(["bench", str(spec), "--store", str(store), "--dry-run"]) == 0
+    assert "24 cells, 0 already" in capsys.readouterr().out  # 2 models x 2 scenarios x 3 methods x 2 seeds
+    assert cli(["bench", str(spec), "--store", str(store), "--dry-run", "--only-models", "mlp"]) == 0
+    assert "12 cells, 0 already" in capsys.readouterr().out
+    assert cli(["bench", str(spec), "--store", str(store), "--dry-run", "--only-models", "resnet18"]) == 2
+    assert "leave no experiment" in capsys.readouterr().err

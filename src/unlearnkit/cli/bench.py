@@ -44,6 +44,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seeds", default=None, help="run only these seeds of the spec (comma-separated; a subset "
                    "of the spec's grid: the same cells, so a later full run only adds the rest)")
     p.add_argument("--only-datasets", default=None, help="run only these datasets of the spec (comma-separated)")
+    p.add_argument("--only-models", default=None, help="run only these models of the spec (comma-separated)")
     p.add_argument("--only-scenarios", default=None, help="run only these scenarios of the spec (comma-separated)")
     p.add_argument("--only-methods", default=None, help="run only these methods of the spec (comma-separated; "
                    "include original,retrain for a report with its references)")
@@ -59,7 +60,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def restrict(spec, args: argparse.Namespace):
-    """The spec limited to some seeds / datasets / scenarios / methods (cell keys do not change)."""
+    """The spec limited to some seeds / datasets / models / scenarios / methods (cell keys do not change)."""
     from dataclasses import replace
 
     from .common import _csv, _seeds
@@ -67,6 +68,8 @@ def restrict(spec, args: argparse.Namespace):
     exps = spec.experiments
     if args.only_datasets:
         exps = [e for e in exps if e.dataset in _csv(args.only_datasets)]
+    if args.only_models:
+        exps = [e for e in exps if e.model in _csv(args.only_models)]
     if args.only_scenarios:
         exps = [e for e in exps if e.scenario in _csv(args.only_scenarios)]
     if args.only_methods:
