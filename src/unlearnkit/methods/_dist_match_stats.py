@@ -1,0 +1,129 @@
+"""The statistics of ``dist_match`` (see its module docstring): the Gaussian-kernel MMD with the
+median heuristic, the per-class quantile targets, the class-stratified AUC of subset mode and the
+held-out logistic-regression AUC of concept mode. Module-level, so tests can check them by hand."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import numpy as np
+import torch
+
+
+def pairwise_sq_dists(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    return (a.unsqueeze(1) - b.unsqueeze(0)).pow(2).sum(-1)
+
+
+def median_bandwidth(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Median heuristic: the median of the pairwise Euclidean distances between distinct points of
+    the pooled sample (detached; 1.0 when all points coincide)."""
+    z = torch.cat([x, y]).detach()
+    d2 = pairwise_sq_dists(z, z)
+    off = d2[~torch.eye(len(z), dtype=torch.bool, device=z.device)]
+    if off.numel() == 0:
+        return torch.tensor(1.0, device=z.device)
+    med = off.median().clamp_min(0).sqrt()
+    return med if float(med) > 1e-12 else torch.tensor(1.0, device=z.device)
+
+
+def gaussian_mmd2(x: torch.Tensor, y: torch.Tensor, sigma: Optional[torch.Tensor | float] = None) -> torch.Tensor:
+    """Squared MMD (biased V-statistic) between samples ``x`` (n, d) and ``y`` (m, d) with the
+    kernel k(a, b) = exp(-||a - b||^2 / (2 sigma^2)); ``sigma`` defaults to the median heuristic."""
+    if sigma is None:
+        sigma = median_bandwidth(x, y)
+    gamma = 1.0 / (2.0 * torch.as_tensor(sigma, dtype=x.dtype, device=x.device) ** 2)
+    kxx = torch.exp(-gamma * pairwise_sq_dists(x, x)).mean()
+    kyy = torch.exp(-gamma * pairwise_sq_dists(y, y)).mean()
+    kxy = torch.exp(-gamma * pairwise_sq_dists(x, y)).mean()
+    return (kxx + kyy - 2 * kxy).clamp_min(0)
+
+
+def quantile_targets(scores: torch.Tensor, labels: torch.Tensor, ref_scores: torch.Tensor,
+                     ref_labels: torch.Tensor) -> torch.Tensor:
+    """Per class k, the forget example of rank r (ascending, among the n_k of class k) gets the
+    (r + 1/2) / n_k quantile of the reference scores of class k (all reference scores when class k
+    has none): the monotone coupling of the two empirical distributions."""
+    targets = torch.empty_like(scores)
+    for k in torch.unique(labels):
+        rows = torch.nonzero(labels == k).squeeze(1)
+        ref = ref_scores[ref_labels == k]
+        ref = ref if len(ref) else ref_scores
+        levels = (torch.arange(len(rows), dtype=scores.dtype, device=scores.device) + 0.5) / len(rows)
+        targets[rows[scores[rows].argsort()]] = torch.quantile(ref, levels)
+    return targets
+
+
+def stratified_auc(a: torch.Tensor, a_labels: torch.Tensor, b: torch.Tensor, b_labels: torch.Tensor) -> float:
+    """P(a > b) + P(a = b) / 2 for pairs of the same class, averaged over the classes of ``a``
+    weighted by their counts (classes absent from ``b`` are skipped; 0.5 when none is left).
+    Counted with two binary searches per class in the sorted reference scores (the Mann-Whitney U),
+    so the per-epoch check costs far less than ranking the pooled sample."""
+    total, weight = 0.0, 0
+    for k in torch.unique(a_labels):
+        sa, sb = a[a_labels == k], b[b_labels == k].sort().values
+        if len(sb) == 0:
+            continue
+        below = torch.searchsorted(sb, sa, right=False)
+        ties = torch.searchsorted(sb, sa, right=True) - below
+        total += float((below + 0.5 * ties).sum()) / len(sb)
+        weight += len(sa)
+    return total / weight if weight else 0.5
+
+
+def fit_logistic(x: torch.Tensor, y: torch.Tensor, c: float = 1.0, max_steps: int = 50) -> torch.Tensor:
+    """Weights (last entry: the intercept) minimising c * sum_i logloss_i + ||w||^2 / 2, intercept not
+    penalised (scikit-learn's ``LogisticRegression(C=c)``), by Newton's method with step halving.
+    The penalty makes the objective strongly convex, so it converges in a few steps even on
+    separable samples."""
+    xb = torch.cat([x, torch.ones(len(x), 1, dtype=x.dtype)], 1)
+    penalty = torch.ones(xb.shape[1], dtype=x.dtype)
+    penalty[-1] = 0.0
+
+    def objective(w: torch.Tensor) -> torch.Tensor:
+        z = xb @ w
+        return c * (torch.nn.functional.softplus(z) - y * z).sum() + 0.5 * (penalty * w * w).sum()
+
+    w = torch.zeros(xb.shape[1], dtype=x.dtype)
+    value = objective(w)
+    for _ in range(max_steps):
+        p = torch.sigmoid(xb @ w)
+        grad = c * xb.T @ (p - y) + penalty * w
+        hess = c * (xb.T * (p * (1 - p))) @ xb + torch.diag(penalty)
+        step, shrink = torch.linalg.solve(hess, grad), 1.0
+        while shrink > 1e-6 and objective(w - shrink * step) > value:
+            shrink /= 2
+        w, previous = w - shrink * step, value
+        value = objective(w)
+        if float(previous - value) <= 1e-10 * max(1.0, abs(float(value))):
+            break
+    return w
+
+
+def two_sample_auc(a: torch.Tensor | np.ndarray, b: torch.Tensor | np.ndarray, seed: int = 0) -> float:
+    """Held-out AUC of a logistic regression (``fit_logistic``, C = 1) telling rows of ``a`` (label 1)
+    from rows of ``b`` (label 0): fitted on one random half of each, the other halves' decision
+    values ranked (Mann-Whitney, ties 1/2), both ways, averaged. 0.5 = indistinguishable. On the CPU
+    in float64: a few small Newton solves instead of a general-purpose solver and its input checks."""
+    a, b = (torch.as_tensor(v).detach().cpu().to(torch.float64).flatten(1) for v in (a, b))
+    if len(a) < 4 or len(b) < 4:
+        return 0.5
+    rng = np.random.default_rng(seed)
+    pa, pb = torch.as_tensor(rng.permutation(len(a))), torch.as_tensor(rng.permutation(len(b)))
+    halves_a = (pa[: len(a) // 2], pa[len(a) // 2:])
+    halves_b = (pb[: len(b) // 2], pb[len(b) // 2:])
+    aucs = []
+    for fit, score in ((0, 1), (1, 0)):
+        fa, fb = a[halves_a[fit]], b[halves_b[fit]]
+        labels = torch.cat([torch.ones(len(fa)), torch.zeros(len(fb))]).to(torch.float64)
+        w = fit_logistic(torch.cat([fa, fb]), labels)
+        sa, sb = a[halves_a[score]] @ w[:-1], b[halves_b[score]] @ w[:-1]  # the intercept shifts both alike
+        one_class_a, one_class_b = torch.zeros(len(sa), dtype=torch.long), torch.zeros(len(sb), dtype=torch.long)
+        aucs.append(stratified_auc(sa, one_class_a, sb, one_class_b))
+    return float(np.mean(aucs))
+
+
+def auc_stop(auc: float, tol: float) -> bool:
+    """The stopping rule: the two sets are indistinguishable within ``tol``. One-sided: an AUC below
+    0.5 (forget outputs less confident than unseen ones, or a held-out classifier that found nothing
+    that generalises) is as indistinguishable as 0.5."""
+    return auc - 0.5 <= tol
