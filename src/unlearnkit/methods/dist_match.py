@@ -35,10 +35,9 @@ losses below are ours):
   scores above a third-party example of its class, ties 1/2, averaged over classes weighted by
   forget counts). A logistic regression on softmax + one-hot label cannot see this: with classes
   balanced, "p_y is high for the given y" is not linear in those features. Concept: held-out AUC of
-  a logistic regression (C = 1, fitted by Newton's method in torch: scikit-learn's classifier to
-  within 2e-3 AUC at under a third of its cost) telling forget from third-party softmax vectors
-  (2-fold, at most ``check_size`` samples per side, one forward pass for both). Subset mode stops
-  when |AUC - 0.5| <= ``stop_tol`` (no classifier is fitted, so an AUC below 1/2 is overshoot:
+  a logistic regression telling forget from third-party softmax vectors (2-fold, at most
+  ``check_size`` samples per side, one forward pass for both). Subset mode stops when
+  |AUC - 0.5| <= ``stop_tol`` (no classifier is fitted, so an AUC below 1/2 is overshoot:
   training goes on and the targets pull the scores back; this matters for corrections, whose class
   is relearned from ``corrected`` meanwhile); concept mode when AUC - 0.5 <= ``concept_stop_tol`` (a
   held-out AUC below 1/2 is a classifier that found nothing). ``epochs`` (subset) and
@@ -49,13 +48,11 @@ losses below are ours):
   Retrain's outputs stay distinguishable (its held-out AUC 0.76-0.85 on digits/cnn and mnist1d/mlp
   class, seeds 0-2; backdoor poison 0.40-0.46) and the rule could only stop on noise (ours never went
   below 0.73 there). On digits/cnn class (seeds 0-2, avg gap 0.80 either way) the checks were a
-  fifth of the call's time; without them and with the torch fit, 10.5-12.5x Retrain's speed in
-  three runs instead of 8.6-9.5x in two.
+  fifth of the call's time (speedups with and without them in BENCHMARKS.md).
 
 Data: forget and third_party are required. Retain is optional (used when given; the registered
 variant ``dist_match_noretain`` never sees it): CE on it is a retention term. ``corrected`` (a
-correction request) is optional and joins the retain term, as it joins Retrain's training set; the
-term's weight can be set apart for corrections (``correction_retain_weight``).
+correction request) is optional and joins the retain term, as it joins Retrain's training set.
 Without retain data the KL anchor to the original on third-party data is the only retention term; in
 subset mode it then gets its own weight (``alone_anchor_weight``) and a larger third-party batch
 (``alone_anchor_batch``), since nothing else keeps the model's behaviour on data it still knows.
@@ -70,9 +67,9 @@ weight 1, Huber delta 1.
   defaults 2.5; weight 32 with 15 epochs 1.9, but at 7x Retrain's speed instead of 10x). Without
   retain data: anchor weight 6 on 256 third-party samples per step (anchor weight 9 on 64: 6.3
   points; these defaults 5.2).
-* correction requests keep the retain weight of deletions (``correction_retain_weight`` unset). A
-  lower weight brings mnist1d/mlp feature's forget accuracy towards Retrain's on seeds 0-2 (weight
-  12: 81.2% vs 48.4%, avg gap 16.3; 4: 58.7%, 5.7; 2: 41.0%, 6.0) but not on seeds 3-7, where Retrain
+* correction requests keep the retain weight of deletions. A lower ``retain_weight`` brings
+  mnist1d/mlp feature's forget accuracy towards Retrain's on seeds 0-2 (weight 12: 81.2% vs 48.4%,
+  avg gap 16.3; 4: 58.7%, 5.7; 2: 41.0%, 6.0) but not on seeds 3-7, where Retrain
   keeps 74.2% (12: 80.5%, gap 3.3; 4: 45.3%, 16.2; 2: 26.5%, 25.5): the stratified AUC overshoots to
   0.1-0.4 after the first epoch and the class is relearned from ``corrected``, so where the rule
   stops is close to chance. Weight 4 also broke digits/cnn feature on one of seeds 3-4 (forget
@@ -130,12 +127,8 @@ class DistMatchParams(IterativeParams):
                                          "retention term", "our tuning on mnist1d/mlp", ge=0)
     alone_anchor_batch: int = hp(256, "subset mode without retain data: third-party samples per step (with retain "
                                       "data, as many as forget samples)", "our tuning on mnist1d/mlp", ge=1)
-    retain_weight: float = hp(12.0, "subset: weight of CE on retain data, when used (see correction_retain_weight)",
+    retain_weight: float = hp(12.0, "subset: weight of CE on retain (+ corrected) data, when used",
                               "our tuning on mnist1d/mlp", ge=0)
-    correction_retain_weight: Optional[float] = hp(None, "subset mode of a correction request (a corrected split "
-                                                        "given): weight of CE on retain + corrected data; None = "
-                                                        "retain_weight", "our measurement, see the module docstring",
-                                                   ge=0)
     huber_delta: float = hp(1.0, "subset: Huber transition of the score loss (score units)", "our choice", gt=0)
     stop_tol: float = hp(0.01, "subset: stop when |stratified AUC - 0.5| <= stop_tol",
                          "our tuning on mnist1d/mlp", ge=0)
@@ -238,8 +231,7 @@ class DistMatch(IterativeMethod):
             return p.anchor_weight, None, 0.0, 0
         if self.mode == "concept":
             return p.anchor_weight, None, p.concept_retain_weight, p.concept_retain_batch
-        correction = self.task.corrected is not None and p.correction_retain_weight is not None
-        return p.anchor_weight, None, p.correction_retain_weight if correction else p.retain_weight, p.retain_batch
+        return p.anchor_weight, None, p.retain_weight, p.retain_batch
 
     def match_loss(self, lf: torch.Tensor, yf: torch.Tensor, lt: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
         if self.mode == "concept":
