@@ -34,6 +34,14 @@ def scenario_option_fields() -> dict[str, list[str]]:
     return out
 
 
+def add_workers_arg(p: argparse.ArgumentParser, default: int) -> None:
+    """``--workers`` of the commands that run an experiment's cells (``run``, ``demo``)."""
+    p.add_argument("--workers", type=int, default=default,
+                   help=f"processes computing cells, the seeds side by side (default {default}; 0 = as many as the "
+                        "cores allow at --threads each, 1 = in this process); workers x threads may not exceed "
+                        "the cores")
+
+
 def add_common_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bars or info logs")
     p.add_argument("--verbose", "-v", action="store_true", help="debug logs")

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from ..bench.experiment import ExperimentConfig, run_experiment
 from ..bench.report import markdown_table
-from .common import _seeds, add_common_args, cache_from_args
+from .common import _seeds, add_common_args, add_workers_arg, cache_from_args
 
 DEMO_METHODS = ["original", "retrain", "ft", "ga", "neggrad_plus", "rl", "l1_sparse"]
 
@@ -22,9 +22,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seeds", type=_seeds, default=[0, 1, 2], help="comma-separated seeds (default 0,1,2)")
     p.add_argument("--overwrite", action="store_true",
                    help="replace the results in --out when they belong to another experiment")
-    p.add_argument("--workers", type=int, default=0,
-                   help="processes computing cells, the seeds side by side (default 0 = as many as the cores "
-                        "allow at one thread each; 1 = in this process); workers x threads may not exceed the cores")
+    add_workers_arg(p, default=0)
     add_common_args(p)
     p.set_defaults(func=main)
 

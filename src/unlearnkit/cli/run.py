@@ -7,7 +7,7 @@ from pathlib import Path
 
 from ..bench.experiment import run_experiment
 from ..bench.report import markdown_table
-from .common import add_common_args, add_experiment_args, cache_from_args, config_from_args
+from .common import add_common_args, add_experiment_args, add_workers_arg, cache_from_args, config_from_args
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -19,9 +19,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", type=Path, required=True, help="output folder")
     p.add_argument("--overwrite", action="store_true",
                    help="replace the results in --out when they belong to another experiment")
-    p.add_argument("--workers", type=int, default=1,
-                   help="processes computing cells, the seeds side by side (default 1 = in this process; 0 = as "
-                        "many as the cores allow at --threads each); workers x threads may not exceed the cores")
+    add_workers_arg(p, default=1)
     add_common_args(p)
     p.set_defaults(func=main)
 
