@@ -1,4 +1,4 @@
-"""dist_match: the concept-mode stopping statistic, and the whole-label rule (concept mode checks only
+"""dist_match: the concept-mode stopping statistic (against scikit-learn's default classifier), and the whole-label rule (concept mode checks only
 before the first step when the forget set is a whole label)."""
 
 from __future__ import annotations
@@ -20,6 +20,28 @@ def _softmax_rows(rng: np.random.Generator, n: int, scale: float, favoured: int 
         logits[:, favoured] += shift
     e = np.exp(logits - logits.max(1, keepdims=True))
     return (e / e.sum(1, keepdims=True)).astype(np.float32)
+
+
+@pytest.mark.parametrize("shift", [0.0, 1.0, 3.0])
+def test_check_agrees_with_scikit_learns_default_classifier_and_roc_auc(shift):
+    """The exact Newton solver and the rank AUC give the held-out AUC of scikit-learn's default
+    LogisticRegression scored with roc_auc_score, up to that solver's tolerance."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import roc_auc_score
+
+    rng = np.random.default_rng(int(shift * 10))
+    for seed in range(3):
+        a, b = _softmax_rows(rng, 110, 2.0, favoured=3, shift=shift), _softmax_rows(rng, 128, 2.0)
+        order = np.random.default_rng(seed)
+        pa, pb = order.permutation(len(a)), order.permutation(len(b))
+        ha, hb = (pa[:55], pa[55:]), (pb[:64], pb[64:])
+        aucs = []
+        for fit, score in ((0, 1), (1, 0)):
+            clf = LogisticRegression(C=1.0, max_iter=500).fit(np.concatenate([a[ha[fit]], b[hb[fit]]]),
+                                                              np.r_[np.ones(55), np.zeros(64)])
+            held_out = np.concatenate([a[ha[score]], b[hb[score]]])
+            aucs.append(roc_auc_score(np.r_[np.ones(55), np.zeros(64)], clf.decision_function(held_out)))
+        assert two_sample_auc(a, b, seed=seed) == pytest.approx(np.mean(aucs), abs=2e-3)
 
 
 def test_check_detects_a_separable_forget_set_and_not_an_indistinguishable_one():

@@ -72,26 +72,28 @@ def stratified_auc(a: torch.Tensor, a_labels: torch.Tensor, b: torch.Tensor, b_l
 
 def two_sample_auc(a: torch.Tensor | np.ndarray, b: torch.Tensor | np.ndarray, seed: int = 0) -> float:
     """Held-out AUC of a logistic-regression classifier (scikit-learn, C = 1) telling rows of ``a``
-    (label 1) from rows of ``b`` (label 0): fitted on one random half of each, scored on the other
-    half, both ways, averaged. 0.5 = indistinguishable."""
+    (label 1) from rows of ``b`` (label 0): fitted on one random half of each, the other halves'
+    decision values ranked (Mann-Whitney, ties 1/2), both ways, averaged. 0.5 = indistinguishable.
+    scikit-learn's Newton-Cholesky solver: the same penalised objective as its default solver, solved
+    exactly in a few steps, at a third of the time on these small problems (the check runs every epoch)."""
     from sklearn.linear_model import LogisticRegression
-    from sklearn.metrics import roc_auc_score
 
-    a, b = (torch.as_tensor(v).detach().cpu().double().flatten(1).numpy() for v in (a, b))
+    a, b = (torch.as_tensor(v).detach().cpu().double().flatten(1) for v in (a, b))
     if len(a) < 4 or len(b) < 4:
         return 0.5
     rng = np.random.default_rng(seed)
-    pa, pb = rng.permutation(len(a)), rng.permutation(len(b))
+    pa, pb = torch.as_tensor(rng.permutation(len(a))), torch.as_tensor(rng.permutation(len(b)))
     halves_a = (pa[: len(a) // 2], pa[len(a) // 2:])
     halves_b = (pb[: len(b) // 2], pb[len(b) // 2:])
     aucs = []
     for fit, score in ((0, 1), (1, 0)):
-        xf = np.concatenate([a[halves_a[fit]], b[halves_b[fit]]])
-        yf = np.r_[np.ones(len(halves_a[fit])), np.zeros(len(halves_b[fit]))]
-        xs = np.concatenate([a[halves_a[score]], b[halves_b[score]]])
-        ys = np.r_[np.ones(len(halves_a[score])), np.zeros(len(halves_b[score]))]
-        clf = LogisticRegression(C=1.0, max_iter=500).fit(xf, yf)
-        aucs.append(roc_auc_score(ys, clf.decision_function(xs)))
+        fa, fb = a[halves_a[fit]], b[halves_b[fit]]
+        labels = np.r_[np.ones(len(fa)), np.zeros(len(fb))]
+        clf = LogisticRegression(C=1.0, solver="newton-cholesky").fit(torch.cat([fa, fb]).numpy(), labels)
+        weights = torch.as_tensor(clf.coef_[0])
+        sa, sb = a[halves_a[score]] @ weights, b[halves_b[score]] @ weights  # the intercept shifts both alike
+        one_class = torch.zeros(len(sa), dtype=torch.long), torch.zeros(len(sb), dtype=torch.long)
+        aucs.append(stratified_auc(sa, one_class[0], sb, one_class[1]))
     return float(np.mean(aucs))
 
 
