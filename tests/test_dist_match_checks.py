@@ -1,5 +1,6 @@
-"""dist_match: the concept-mode stopping statistic (against scikit-learn's default classifier), and the whole-label rule (concept mode checks only
-before the first step when the forget set is a whole label)."""
+"""dist_match: the concept-mode stopping statistic (against scikit-learn's default classifier), and
+the whole-label rule (concept mode checks only before the first step when the forget set is a whole
+label)."""
 
 from __future__ import annotations
 
