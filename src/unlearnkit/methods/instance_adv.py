@@ -68,7 +68,7 @@ Defaults and where they come from:
   anchor, the adversarial examples and the importance come from the first request's input model
   and cover every instance requested so far. Without it every request re-anchors to the model the
   earlier requests already damaged, and 8 requests of 16 digits took test accuracy from 99.3% to 13%.
-  With it, 8 x 16 on mnist1d (20000)/cnn1d meets the goal after every request but still ends 41 points
+  With it, 8 x 16 on mnist1d (20000)/cnn1d meets the goal after every request but still ends 38 points
   below the original's test accuracy (BENCHMARKS.md#continual-deletion-a-stream-of-requests).
 """
 
