@@ -53,7 +53,7 @@ class SeedContext:
 
 class Experiment:
     def __init__(self, config: ExperimentConfig, cache: Optional[ModelCache] = None,
-                 progress: bool = True) -> None:
+                 progress: bool = True, warm_up: bool = True) -> None:
         self.config = config.validate()
         self.cache = cache or ModelCache()
         self.progress = progress
@@ -61,7 +61,8 @@ class Experiment:
         apply_threads(config.threads)  # the threading policy: every process that trains goes through here
         self._bundle: Optional[DatasetBundle] = None
         self.checkpoint_root: Optional[Path] = None  # per-request progress of continual cells (None: the cache's)
-        warm_up_torch()  # so that no timed method pays torch's lazy imports
+        if warm_up:  # so that no timed method pays torch's lazy imports (off where nothing is timed)
+            warm_up_torch()
 
     # -- shared pieces --------------------------------------------------------------------
     def bundle(self) -> DatasetBundle:
@@ -226,7 +227,7 @@ def run_experiment(config: ExperimentConfig, out_dir: str | Path, *, cache: Opti
     from .report import summarize, write_outputs
 
     out = Path(out_dir)
-    exp = Experiment(config, cache=cache, progress=progress)
+    exp = Experiment(config, cache=cache, progress=progress, warm_up=False)  # warmed below where cells run here
     exp.checkpoint_root = out / "requests"
     identity = {k: v for k, v in config.to_dict().items() if k not in ("methods", "seeds", "method_params", "device")}
     outdir.check_out_dir(out, identity, overwrite)
@@ -236,6 +237,8 @@ def run_experiment(config: ExperimentConfig, out_dir: str | Path, *, cache: Opti
     cells = [(s, m) for s in config.seeds for m in config.methods]
     pending = [(s, m) for s, m in cells if not (cell_key(config, m, s) in done and str(s) in saved)]
     workers = 1 if workers == 1 else min(plan_workers(workers, config.threads), max(1, len(pending)))
+    if workers == 1 and pending:
+        warm_up_torch()
     bar = progress_bar(len(cells), progress, "cells")
     bar.update(len(cells) - len(pending))
     compute = _cells_in_process(exp, pending, bar) if workers == 1 else _cells_in_workers(exp, pending, bar, workers)
