@@ -69,10 +69,10 @@ weight 1, Huber delta 1.
   points; these defaults 5.2).
 * correction requests keep the retain weight of deletions. A lower ``retain_weight`` brings
   mnist1d/mlp feature's forget accuracy towards Retrain's on seeds 0-2 (weight 12: 81.2% vs 48.4%,
-  avg gap 16.3; 4: 58.7%, 5.7; 2: 41.0%, 6.0) but not on seeds 3-7, where Retrain
-  keeps 74.2% (12: 80.5%, gap 3.3; 4: 45.3%, 16.2; 2: 26.5%, 25.5): the stratified AUC overshoots to
-  0.1-0.4 after the first epoch and the class is relearned from ``corrected``, so where the rule
-  stops is close to chance. Weight 4 also broke digits/cnn feature on one of seeds 3-4 (forget
+  avg gap 16.3; 4: 58.7%, 5.7; 2: 41.0%, 6.0) but not on seeds 3-7, where Retrain keeps 74.2% (12:
+  80.5%, gap 3.3; 4: 45.3%, 16.2; 2: 26.5%, 25.5): the stratified AUC overshoots to 0.1-0.4 after
+  the first epoch and the class is relearned from ``corrected``, so where the rule stops is close
+  to chance. Weight 4 also broke digits/cnn feature on one of seeds 3-4 (forget
   accuracy 59.3 +- 57.5% vs Retrain's 99.5%; weight 12: 99.5%).
 * concept mode (digits/cnn class / backdoor, mnist1d/mlp subclass / backdoor): at most 5 epochs
   (more did not pay for their time on digits/cnn), stop_tol 0.05 on at most 128 samples per side,
