@@ -19,8 +19,9 @@ from unlearnkit.errors import NoOpWarning
 from unlearnkit.evaluation import accuracy
 from unlearnkit.methods import METHODS, get_method
 from unlearnkit.models import build_model
-from unlearnkit.methods.dist_match import (auc_stop, gaussian_mmd2, lira_confidence, median_bandwidth,
-                                           quantile_targets, stratified_auc, two_sample_auc)
+from unlearnkit.methods._dist_match_stats import (auc_stop, gaussian_mmd2, median_bandwidth, quantile_targets,
+                                                  stratified_auc, two_sample_auc)
+from unlearnkit.methods.dist_match import lira_confidence
 from unlearnkit.scenarios import get_scenario
 from unlearnkit.scenarios.backdoor import apply_trigger, attack_success_rate, trigger_region
 from unlearnkit.task import UnlearningTask

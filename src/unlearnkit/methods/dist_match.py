@@ -72,8 +72,8 @@ weight 1, Huber delta 1.
   avg gap 16.3; 4: 58.7%, 5.7; 2: 41.0%, 6.0) but not on seeds 3-7, where Retrain keeps 74.2% (12:
   80.5%, gap 3.3; 4: 45.3%, 16.2; 2: 26.5%, 25.5): the stratified AUC overshoots to 0.1-0.4 after
   the first epoch and the class is relearned from ``corrected``, so where the rule stops is close
-  to chance. Weight 4 also broke digits/cnn feature on one of seeds 3-4 (forget
-  accuracy 59.3 +- 57.5% vs Retrain's 99.5%; weight 12: 99.5%).
+  to chance. Weight 4 also broke digits/cnn feature on one of seeds 3-4 (forget accuracy 59.3 +-
+  57.5% vs Retrain's 99.5%; weight 12: 99.5%).
 * concept mode (digits/cnn class / backdoor, mnist1d/mlp subclass / backdoor): at most 5 epochs
   (more did not pay for their time on digits/cnn), stop_tol 0.05 on at most 128 samples per side,
   retain weight 2 on batches of 128 (a squared MMD with a Gaussian kernel is at most 2, and the
@@ -96,8 +96,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from ..data.split import Split
-from ._dist_match_stats import (auc_stop, gaussian_mmd2, median_bandwidth, quantile_targets,  # noqa: F401
-                                stratified_auc, two_sample_auc)
+from ._dist_match_stats import auc_stop, gaussian_mmd2, quantile_targets, stratified_auc, two_sample_auc
 from ._forget_loss import logit_confidence as lira_confidence
 from .base import hp, register_method
 from .iterative import IterativeMethod, IterativeParams
