@@ -245,9 +245,10 @@ def run_experiment(config: ExperimentConfig, out_dir: str | Path, *, cache: Opti
     for seed, name, cell_rows, indices in compute:
         key = cell_key(config, name, seed)
         record = {"cell": key, "row": cell_rows[0]} if len(cell_rows) == 1 else {"cell": key, "rows": cell_rows}
-        if _saved_indices(out).get(str(seed)) != indices:  # first row of this seed
+        if saved.get(str(seed)) != indices:  # first row of this seed
             outdir.start_writing(out, identity)
-            _save_indices(out, {str(seed): indices})
+            saved[str(seed)] = indices
+            _save_indices(out, saved)
         outdir.append_line(rows_path, json.dumps(to_jsonable(record)))
         done[key] = cell_rows
         bar.update(1)
@@ -257,7 +258,7 @@ def run_experiment(config: ExperimentConfig, out_dir: str | Path, *, cache: Opti
                "runtime": runtime_record(exp.device, config.threads, workers=workers), "rows": rows,
                "summary": summarize(rows, group_keys=("method", "request") if any("request" in r for r in rows)
                                     else ("method",)),
-               "forget_indices": {str(s): _saved_indices(out)[str(s)] for s in config.seeds}}
+               "forget_indices": {str(s): saved[str(s)] for s in config.seeds}}
     write_outputs(results, out)
     return results
 
@@ -290,9 +291,10 @@ def _cells_in_workers(exp: Experiment, cells: list[tuple[int, str]], bar, worker
     failed = []
     for payload, res in compute_cells(payloads, workers=workers, threads=c.threads):
         where = f"seed {payload['seed']} {payload['method']}"
-        for text in res.get("warnings", ()):
+        for text in res.get("warnings", ()):  # "Category: message" or "level (logger): message"
             kind, _, message = text.partition(": ")
-            warnings.warn(f"{where}: {message}", NoOpWarning if kind == "NoOpWarning" else RuntimeWarning,
+            noop = kind == NoOpWarning.__name__
+            warnings.warn(f"{where}: {message if noop else text}", NoOpWarning if noop else RuntimeWarning,
                           stacklevel=2)
         if res["status"] != "done":
             reason = (res.get("error") or "").strip().splitlines()
@@ -310,5 +312,6 @@ def _saved_indices(out: Path) -> dict[str, list[int]]:
 
 
 def _save_indices(out: Path, indices: dict[str, list[int]]) -> None:
-    atomic_write_text(out / "forget_indices.json", json.dumps({**_saved_indices(out), **indices}))
+    """Replace the file with ``indices`` (every seed's: the caller holds what was read at the start)."""
+    atomic_write_text(out / "forget_indices.json", json.dumps(indices))
 
