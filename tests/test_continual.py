@@ -150,8 +150,9 @@ def test_state_round_trips_and_rejects_what_cannot_be_saved():
 def test_instance_adv_keeps_earlier_requests_forgotten_from_one_reference():
     model, data = make_toy("instance", forget_size=4, requests=3)
     scenario = get_scenario("instance", forget_size=4, requests=3)
-    for switches in ({"importance": False}, {"adv": False}):
-        method, state, current = get_method("instance_adv", num_adv=3, max_steps=1000, **switches), RequestState(), model
+    # with the retain term (importance then off by default), and retain-free with importance alone
+    for name, switches in (("instance_adv", {}), ("instance_adv_noretain", {"adv": False})):
+        method, state, current = get_method(name, num_adv=3, max_steps=1000, **switches), RequestState(), model
         for r in range(1, 4):
             current = method.unlearn(current, scenario.request_view(data, r).task, seed=0, state=state)
             assert scenario.extra_metrics(current, scenario.seen_view(data, r))["goal_success"] == 1.0  # all so far
