@@ -201,7 +201,8 @@ class InstanceAdv(CarriedAcrossRequests, IterativeMethod):
 
     def run_epoch(self, epoch: int) -> None:
         """One step on the forget instances that do not meet the goal yet (all of them without
-        ``pending_only``), weighted against one adversarial batch, plus the importance penalty."""
+        ``pending_only``), weighted against one adversarial batch, plus the retain term (retain data
+        given) and/or the importance penalty."""
         if bool(self.met.all()):  # met before the first step: nothing to do
             return
         p, model, forget = self.params, self.model, self.task.forget
@@ -209,13 +210,21 @@ class InstanceAdv(CarriedAcrossRequests, IterativeMethod):
         pool = self.everyone[~self.met] if p.pending_only else self.everyone
         idx = pool[torch.randperm(len(pool), generator=self.generator)[:p.batch_size].to(pool.device)]
         x_f, y_f = forget.x[idx], self.labels[idx]
-        loss = self.forget_loss(model(x_f), y_f)
+        inputs = [x_f]
         if self.adv_batches is not None:
             x_a, y_a = next(self.adv_batches)
-            w_f, w_a = self.term_weights(len(x_f), len(x_a), len(forget))
-            loss = w_f * loss + w_a * F.cross_entropy(model(x_a), y_a)
+            inputs.append(x_a)
         if self.retain is not None:
-            loss = loss + p.retain_weight * self.retain_term(model)
+            x_r = self.retain.x[torch.randint(len(self.retain), (p.retain_batch,), generator=self.generator)
+                                .to(self.retain.x.device)]
+            inputs.append(x_r)
+        outputs = self.forward_together(model, inputs)
+        loss = self.forget_loss(outputs[0], y_f)
+        if self.adv_batches is not None:
+            w_f, w_a = self.term_weights(len(x_f), len(x_a), len(forget))
+            loss = w_f * loss + w_a * F.cross_entropy(outputs[1], y_a)
+        if self.retain is not None:
+            loss = loss + p.retain_weight * self.retain_term(outputs[-1], x_r)
         if self.use_importance:
             loss = loss + p.reg_lambda * self.importance_penalty(model)
         self.update(loss)
@@ -348,13 +357,21 @@ class InstanceAdv(CarriedAcrossRequests, IterativeMethod):
         model.train(was)
         return dict(zip(params, sums))
 
-    def retain_term(self, model: nn.Module) -> torch.Tensor:
-        """KL(f0 || f) on a random retain batch: the reference's predictions there are kept."""
-        idx = torch.randint(len(self.retain), (self.params.retain_batch,), generator=self.generator)
-        x = self.retain.x[idx.to(self.retain.x.device)]
+    @staticmethod
+    def forward_together(model: nn.Module, inputs: list[torch.Tensor]) -> list[torch.Tensor]:
+        """The model's outputs on each input batch, from one forward pass over all of them where no
+        layer depends on the batch (no BatchNorm in train mode: one larger pass is cheaper on a CPU
+        than several small ones), else one pass per batch."""
+        if any(isinstance(m, nn.modules.batchnorm._BatchNorm) and m.training for m in model.modules()):
+            return [model(x) for x in inputs]
+        return list(model(torch.cat(inputs)).split([len(x) for x in inputs]))
+
+    def retain_term(self, logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """KL(f0 || f) on a retain batch ``x`` (``logits`` = f(x)): the reference's predictions there
+        are kept."""
         with torch.no_grad():
             target = F.log_softmax(self.reference(x), dim=1)
-        return F.kl_div(F.log_softmax(model(x), dim=1), target, reduction="batchmean", log_target=True)
+        return F.kl_div(F.log_softmax(logits, dim=1), target, reduction="batchmean", log_target=True)
 
     def importance_penalty(self, model: nn.Module) -> torch.Tensor:
         total: Optional[torch.Tensor] = None
