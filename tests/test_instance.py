@@ -14,7 +14,8 @@ from unlearnkit.data.split import Split
 from unlearnkit.errors import DataError, HyperparameterError, MissingSplitError
 from unlearnkit.evaluation.metrics import predict_logits
 from unlearnkit.methods import get_method
-from unlearnkit.methods.instance_adv import InstanceAdv, targeted_l2_pgd
+from unlearnkit.methods._pgd import targeted_l2_pgd
+from unlearnkit.methods.instance_adv import InstanceAdv
 from unlearnkit.scenarios import get_scenario
 from unlearnkit.scenarios.instance import most_likely_wrong_class
 from unlearnkit.task import UnlearningTask

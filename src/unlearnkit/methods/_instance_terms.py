@@ -1,0 +1,96 @@
+"""The three terms ``instance_adv`` adds to its forget loss: adversarial examples (representation-level
+regulariser), MAS weight importance (parameter-level regulariser) and, given retain data, the retain
+term; plus the joint forward pass of a step. A mixin of ``InstanceAdv``: it reads ``self.params``,
+``self.generator``, ``self.original``, ``self.reference`` and ``self.train_mode``.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Optional
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from ..errors import DataError
+from ._gradients import gradient_sum
+from ._instance_stream import normalise_per_tensor
+from ._pgd import targeted_l2_pgd
+
+log = logging.getLogger(__name__)
+
+
+class InstanceTerms:
+    def attack_radius(self, x: torch.Tensor) -> float:
+        if self.params.eps > 0:
+            return float(self.params.eps)
+        return float(self.params.eps_ratio * x.flatten(1).norm(dim=1).mean())
+
+    def adversarial_examples(self, x: torch.Tensor, y: torch.Tensor, num_classes: int,
+                             attacker: Optional[nn.Module] = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """``num_adv`` targeted L2-PGD examples per instance from ``attacker`` (default: the input
+        model), each towards a uniformly random class other than the true one; only those the
+        attacker classifies as their target are kept. Returns (inputs, attack targets)."""
+        attacker = self.original if attacker is None else attacker
+        if num_classes < 2:
+            raise DataError("adversarial examples need at least 2 classes")
+        p = self.params
+        xs = x.repeat_interleave(p.num_adv, dim=0)
+        ys = y.repeat_interleave(p.num_adv, dim=0)
+        shift = torch.randint(1, num_classes, ys.shape, generator=self.generator).to(ys.device)
+        targets = (ys + shift) % num_classes
+        eps = self.attack_radius(x)
+        adv = targeted_l2_pgd(attacker, xs, targets, eps=eps, step=p.pgd_step_ratio * eps, steps=p.pgd_steps,
+                              clip=(float(x.min()), float(x.max())), generator=self.generator)
+        with torch.no_grad():
+            hit = attacker(adv).argmax(1) == targets
+        self.adv_eps, self.adv_success = eps, float(hit.float().mean())
+        self.adv_source = torch.arange(len(x), device=x.device).repeat_interleave(p.num_adv)[hit]  # forget row
+        if not bool(hit.any()):
+            log.warning("instance_adv: no adversarial example reached its target within eps=%.3g; continuing "
+                        "without the adversarial term (raise eps_ratio or pgd_steps to keep it)", eps)
+        return adv[hit].detach(), targets[hit]
+
+    def mas_importance(self, model: nn.Module, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """MAS importance on the forget instances, min-max normalised to [0, 1] per tensor:
+        Omega = mean over instances of |d ||f(x)||_2 / d theta|."""
+        return normalise_per_tensor(self.mas_sums(model, x), len(x))
+
+    def mas_sums(self, model: nn.Module, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Per parameter, the sum over instances of |d ||f(x)||_2 / d theta| (not normalised)."""
+        was = model.training
+        self.train_mode(model)
+        if not self.params.freeze_bn:  # train-mode BN: per-instance batches of one are not defined
+            model.eval()
+        # gradients w.r.t. detached copies: ``model`` may be a frozen reference (requires_grad off)
+        params = {n: q.detach().requires_grad_(True) for n, q in model.named_parameters()}
+        one_at_a_time = ((x[i:i + 1], None) for i in range(len(x)))  # |gradient| per instance
+        sums = gradient_sum(lambda xi, _: torch.func.functional_call(model, params, (xi,)).norm(p=2, dim=1).sum(),
+                            one_at_a_time, list(params.values()), torch.abs)
+        model.train(was)
+        return dict(zip(params, sums))
+
+    @staticmethod
+    def forward_together(model: nn.Module, inputs: list[torch.Tensor]) -> list[torch.Tensor]:
+        """The model's outputs on each input batch, from one forward pass over all of them where no
+        layer depends on the batch (no BatchNorm in train mode: one larger pass is cheaper on a CPU
+        than several small ones), else one pass per batch."""
+        if any(isinstance(m, nn.modules.batchnorm._BatchNorm) and m.training for m in model.modules()):
+            return [model(x) for x in inputs]
+        return list(model(torch.cat(inputs)).split([len(x) for x in inputs]))
+
+    def retain_term(self, logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """KL(f0 || f) on a retain batch ``x`` (``logits`` = f(x)): the reference's predictions there
+        are kept."""
+        with torch.no_grad():
+            target = F.log_softmax(self.reference(x), dim=1)
+        return F.kl_div(F.log_softmax(logits, dim=1), target, reduction="batchmean", log_target=True)
+
+    def importance_penalty(self, model: nn.Module) -> torch.Tensor:
+        total: Optional[torch.Tensor] = None
+        for n, q in model.named_parameters():
+            if n in self.weights:
+                term = (self.weights[n] * (q - self.anchor[n]).pow(2)).sum() / 2
+                total = term if total is None else total + term
+        return total if total is not None else torch.zeros(())
