@@ -22,6 +22,8 @@ log = logging.getLogger(__name__)
 
 
 class InstanceTerms:
+    """Mixin: the regularisers and the step's forward pass (see the module docstring)."""
+
     def attack_radius(self, x: torch.Tensor) -> float:
         if self.params.eps > 0:
             return float(self.params.eps)

@@ -111,9 +111,13 @@ class IterativeMethod(UnlearningMethod):
             for x, y in self.batches(self.task.retain):
                 self.update(self.min_step(x, y, epoch))
 
+    def optimizer_name(self) -> str:
+        """``sgd`` or ``adam``: the ``optimizer`` hyperparameter (a method may resolve an ``auto`` value)."""
+        return self.params.optimizer
+
     def make_optimizer(self, model: nn.Module) -> torch.optim.Optimizer:
         p = self.params
-        return make_optimizer([q for q in model.parameters() if q.requires_grad], p.optimizer, p.lr,
+        return make_optimizer([q for q in model.parameters() if q.requires_grad], self.optimizer_name(), p.lr,
                               p.momentum, p.weight_decay)
 
     def make_scheduler(self, optimizer: torch.optim.Optimizer):
