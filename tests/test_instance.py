@@ -94,7 +94,7 @@ def test_importance_in_unit_interval_and_most_relevant_near_zero_weight():
 
 
 # -- the method -------------------------------------------------------------------------------------
-def test_early_stop_at_goal(toy_instance):
+def test_early_stop_at_goal(toy_instance, caplog):
     model, data = toy_instance
     m = get_method("instance_adv", num_adv=4, max_steps=2000)
     out = m.unlearn(model, data.task, seed=0, device="cpu")
@@ -103,8 +103,10 @@ def test_early_stop_at_goal(toy_instance):
     assert bool((pred != data.task.forget.y).all())
     # one step fewer would not have met the goal: it stopped at the first step that did
     m2 = get_method("instance_adv", num_adv=4, max_steps=m.steps - 1)
-    out2 = m2.unlearn(model, data.task, seed=0, device="cpu")
+    with caplog.at_level("WARNING", logger="unlearnkit.methods.instance_adv"):
+        out2 = m2.unlearn(model, data.task, seed=0, device="cpu")
     assert bool((predict_logits(out2, data.task.forget).argmax(1) == data.task.forget.y).any())
+    assert "do not meet the goal 'misclassify'" in caplog.text and "lower retain_weight" in caplog.text
 
 
 def test_retain_term_keeps_test_accuracy_and_replaces_the_importance_term(toy_instance):
