@@ -78,6 +78,29 @@ def test_quantile_targets_hand_computed():
     assert t.tolist() == pytest.approx([25 / 3, 5 / 3, 5.0, 4.0], rel=1e-5)
 
 
+def test_quantile_targets_with_offsets_hand_computed():
+    # class 0 (reference {0, 10}): offsets 0.8 and 0.2 are sorted (0.2, 0.8) and handed out by rank:
+    # the lower score (1) gets level (0 + 0.2) / 2 = 0.1 -> 1, the higher (3) (1 + 0.8) / 2 = 0.9 -> 9
+    scores, labels = torch.tensor([3.0, 1.0, 5.0]), torch.tensor([0, 0, 1])
+    ref, ref_labels = torch.tensor([0.0, 10.0, 2.0, 6.0]), torch.tensor([0, 0, 1, 1])
+    t = quantile_targets(scores, labels, ref, ref_labels, offsets=torch.tensor([0.8, 0.2, 0.25]))
+    assert t.tolist() == pytest.approx([9.0, 1.0, 3.0], rel=1e-5)  # class 1 alone: level 0.25 of {2, 6}
+
+
+def test_jittered_levels_make_a_lone_example_a_draw_of_the_reference_not_its_median():
+    """A class with one forget example: the midpoint level always gives the median of the reference
+    scores; jittered levels (offsets uniform in [0, 1)) give a draw from the reference distribution,
+    so over many draws the targets spread over it and fall below the median half of the time."""
+    ref = torch.arange(101, dtype=torch.float32)  # median 50
+    one, zero = torch.tensor([7.0]), torch.tensor([0])
+    assert float(quantile_targets(one, zero, ref, torch.zeros(101, dtype=torch.long))) == pytest.approx(50.0)
+    offsets = torch.rand(2000, generator=torch.Generator().manual_seed(0))
+    draws = torch.stack([quantile_targets(one, zero, ref, torch.zeros(101, dtype=torch.long), o.view(1))
+                         for o in offsets]).squeeze(1)
+    assert abs(float((draws < 50).float().mean()) - 0.5) < 0.05
+    assert float(draws.min()) < 5 and float(draws.max()) > 95
+
+
 def test_stratified_auc_hand_computed():
     # class 0: every forget score above every reference score (1); class 1: below (0); weights 2 and 1
     a, a_lab = torch.tensor([3.0, 4.0, 0.0]), torch.tensor([0, 0, 1])
@@ -165,14 +188,47 @@ def test_subset_mode_unlearns_a_memorised_random_subset():
 
 def test_targets_are_per_class_quantiles_of_the_current_third_party_scores():
     model, data = make_toy("random", forget_size=0.1)
-    m = get_method("dist_match", epochs=1)
-    m.unlearn(model, data.task, seed=0)
+    m = get_method("dist_match", epochs=1, small_set_scaling=False)
+    m.unlearn(model, data.task, seed=0)  # one epoch: the only check (and targets) is before the first step
     tgt = data.task.third_party
     for c in torch.unique(data.task.forget.y):
         t = m.targets[data.task.forget.y == c]
-        # every target lies within the range of the model's third-party scores of its class
-        scores = lira_confidence(m.model(tgt.x[tgt.y == c]), tgt.y[tgt.y == c]).detach()
+        # every target lies within the range of the checked model's third-party scores of its class
+        scores = lira_confidence(model(tgt.x[tgt.y == c]), tgt.y[tgt.y == c]).detach()
         assert float(t.min()) >= float(scores.min()) - 1e-4 and float(t.max()) <= float(scores.max()) + 1e-4
+
+
+@pytest.mark.parametrize("scaling, forget_size, lr_factor, epoch_cap", [
+    (True, 16, 0.5, 12),      # kappa = 16 / 64: lr * sqrt(kappa), steps (= epochs here) / kappa
+    (False, 16, 1.0, 3),      # the rule switched off
+    (True, 64, 1.0, 3),       # a forget set of at least one batch: unchanged
+])
+def test_small_forget_sets_follow_the_square_root_scaling_rule(scaling, forget_size, lr_factor, epoch_cap):
+    model, data = make_toy("instance", forget_size=forget_size)
+    m = get_method("dist_match", epochs=3, lr=1e-3, batch_size=64, small_set_scaling=scaling)
+    m.unlearn(model, data.task, seed=0)
+    assert m.mode == "subset" and m.epoch_count() == epoch_cap and m.epochs_run <= epoch_cap
+    assert m.optimizer.param_groups[0]["lr"] == pytest.approx(1e-3 * lr_factor)
+
+
+def test_subset_checks_read_at_most_reference_size_third_party_samples():
+    model, data = make_toy("random", forget_size=0.1)
+    seen: list[int] = []
+    m = get_method("dist_match", epochs=2, reference_size=10)
+    checked = m.outputs
+    m.outputs = lambda x: (seen.append(len(x)), checked(x))[1]
+    m.unlearn(model, data.task, seed=0)
+    assert seen[:2] == [len(data.task.forget), 10]  # the forget set, then the drawn third-party rows
+    rows = m.check_rows(len(data.task.third_party), 10)
+    assert len(set(rows.tolist())) == 10 and torch.equal(rows, m.check_rows(len(data.task.third_party), 10))
+
+
+def test_small_set_scaling_leaves_concept_mode_alone():
+    model, data = make_toy("class", forget_class=0)
+    few = replace(data.task, retain=None, forget=data.task.forget.subset(np.arange(20)))  # concept: >= concept_min
+    m = get_method("dist_match", concept_epochs=2, lr=1e-3, batch_size=64)
+    m.unlearn(model, few, seed=0)
+    assert m.mode == "concept" and m.epoch_count() == 2 and m.optimizer.param_groups[0]["lr"] == pytest.approx(1e-3)
 
 
 @pytest.mark.parametrize("scenario, options, expected", [
@@ -266,12 +322,12 @@ def test_asr_formula_on_a_hand_made_model():
 
 
 @pytest.mark.parametrize("scenario, options, retain, expected", [
-    # subset with retain: forget + as many third-party samples, then the retain batch
-    ("random", {"forget_size": 0.1}, True, lambda n: [2 * n, 256]),
+    # subset with retain: forget + as many third-party samples + the retain batch, in one pass (no BatchNorm)
+    ("random", {"forget_size": 0.1}, True, lambda n: [2 * n + 256]),
     # subset without retain: the anchor alone, on a larger third-party batch
     ("random", {"forget_size": 0.1}, False, lambda n: [n + 256]),
     # concept: its own (smaller) retain batch
-    ("class", {"forget_class": 0}, True, lambda n: [2 * n, 128]),
+    ("class", {"forget_class": 0}, True, lambda n: [2 * n + 128]),
 ])
 def test_each_mode_feeds_its_own_retention_batches(scenario, options, retain, expected):
     model, data = make_toy(scenario, **options)

@@ -16,6 +16,7 @@ from unlearnkit.evaluation.metrics import predict_logits
 from unlearnkit.methods import get_method
 from unlearnkit.methods._pgd import targeted_l2_pgd
 from unlearnkit.methods.instance_adv import InstanceAdv
+from unlearnkit.methods.iterative import IterativeMethod
 from unlearnkit.scenarios import get_scenario
 from unlearnkit.scenarios.instance import most_likely_wrong_class
 from unlearnkit.task import UnlearningTask
@@ -134,16 +135,16 @@ def test_retain_term_keeps_test_accuracy_and_replaces_the_importance_term(toy_in
 
 
 def test_one_forward_pass_per_step_only_where_no_layer_depends_on_the_batch():
-    """The step's forget, adversarial and retain batches go through one pass when the outputs of a row
-    do not depend on the other rows (same outputs as separate passes); a BatchNorm layer in train mode
+    """A step's batches (instance_adv: forget, adversarial and retain; dist_match: forget + third-party
+    and retain) go through one pass when the outputs of a row do not depend on the other rows (same outputs as separate passes); a BatchNorm layer in train mode
     makes them depend, so each batch then gets its own pass (its own batch statistics)."""
     torch.manual_seed(0)
     batches = [torch.randn(3, 4), torch.randn(5, 4), torch.randn(2, 4)]
     plain = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU(), torch.nn.Linear(8, 3))
-    together = InstanceAdv.forward_together(plain, batches)
+    together = IterativeMethod.forward_together(plain, batches)
     assert all(torch.allclose(o, plain(x), atol=1e-6) for o, x in zip(together, batches))
     with_bn = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.BatchNorm1d(8), torch.nn.Linear(8, 3)).train()
-    outputs = InstanceAdv.forward_together(with_bn, batches)
+    outputs = IterativeMethod.forward_together(with_bn, batches)
     assert all(torch.allclose(o, with_bn(x), atol=1e-6) for o, x in zip(outputs, batches))
     pooled = with_bn(torch.cat(batches)).split([3, 5, 2])[0]
     assert not torch.allclose(outputs[0], pooled, atol=1e-3)  # what a joint pass would have given instead

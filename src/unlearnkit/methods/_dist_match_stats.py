@@ -39,16 +39,19 @@ def gaussian_mmd2(x: torch.Tensor, y: torch.Tensor, sigma: Optional[torch.Tensor
 
 
 def quantile_targets(scores: torch.Tensor, labels: torch.Tensor, ref_scores: torch.Tensor,
-                     ref_labels: torch.Tensor) -> torch.Tensor:
+                     ref_labels: torch.Tensor, offsets: Optional[torch.Tensor] = None) -> torch.Tensor:
     """Per class k, the forget example of rank r (ascending, among the n_k of class k) gets the
-    (r + 1/2) / n_k quantile of the reference scores of class k (all reference scores when class k
-    has none): the monotone coupling of the two empirical distributions."""
+    (r + o) / n_k quantile of the reference scores of class k (all reference scores when class k
+    has none): the monotone coupling of the two empirical distributions. The offset o is 1/2, the
+    midpoint of the rank's stratum, or, given ``offsets`` (one value in [0, 1) per example, aligned
+    with ``scores``), the offsets of class k's examples sorted ascending and handed out by rank."""
     targets = torch.empty_like(scores)
     for k in torch.unique(labels):
         rows = torch.nonzero(labels == k).squeeze(1)
         ref = ref_scores[ref_labels == k]
         ref = ref if len(ref) else ref_scores
-        levels = (torch.arange(len(rows), dtype=scores.dtype, device=scores.device) + 0.5) / len(rows)
+        within = 0.5 if offsets is None else offsets[rows].to(scores.dtype).sort().values
+        levels = (torch.arange(len(rows), dtype=scores.dtype, device=scores.device) + within) / len(rows)
         targets[rows[scores[rows].argsort()]] = torch.quantile(ref, levels)
     return targets
 

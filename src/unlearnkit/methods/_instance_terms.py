@@ -73,15 +73,6 @@ class InstanceTerms:
         model.train(was)
         return dict(zip(params, sums))
 
-    @staticmethod
-    def forward_together(model: nn.Module, inputs: list[torch.Tensor]) -> list[torch.Tensor]:
-        """The model's outputs on each input batch, from one forward pass over all of them where no
-        layer depends on the batch (no BatchNorm in train mode: one larger pass is cheaper on a CPU
-        than several small ones), else one pass per batch."""
-        if any(isinstance(m, nn.modules.batchnorm._BatchNorm) and m.training for m in model.modules()):
-            return [model(x) for x in inputs]
-        return list(model(torch.cat(inputs)).split([len(x) for x in inputs]))
-
     def retain_term(self, logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         """KL(f0 || f) on a retain batch ``x`` (``logits`` = f(x)): the reference's predictions there
         are kept."""

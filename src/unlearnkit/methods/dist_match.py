@@ -88,6 +88,7 @@ Example::
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Optional
 
@@ -128,6 +129,12 @@ class DistMatchParams(IterativeParams):
                                       "data, as many as forget samples)", "our tuning on mnist1d/mlp", ge=1)
     retain_weight: float = hp(12.0, "subset: weight of CE on retain (+ corrected) data, when used",
                               "our tuning on mnist1d/mlp", ge=0)
+    quantile_levels: str = hp("jittered", "subset: where in its rank's stratum a forget example's target quantile "
+                                          "lies: jittered (uniform, drawn once per example) or midpoint",
+                              "our measurement on instance deletion", choices=("jittered", "midpoint"))
+    small_set_scaling: bool = hp(True, "subset: a forget set of n < batch_size samples gets lr * sqrt(n / batch_size) "
+                                       "and an epoch cap of epochs * batch_size / n",
+                                 "Adam's square-root scaling rule, Malladi et al., NeurIPS 2022")
     huber_delta: float = hp(1.0, "subset: Huber transition of the score loss (score units)", "our choice", gt=0)
     stop_tol: float = hp(0.01, "subset: stop when |stratified AUC - 0.5| <= stop_tol",
                          "our tuning on mnist1d/mlp", ge=0)
@@ -140,6 +147,9 @@ class DistMatchParams(IterativeParams):
                                  "our tuning on digits/cnn", ge=0)
     check_size: int = hp(128, "concept: at most this many forget and third-party samples feed the stopping rule",
                          "our tuning on digits/cnn", ge=4)
+    reference_size: int = hp(2048, "subset: at most this many third-party samples (drawn once) give the targets and "
+                                   "the stopping rule's scores, so a check's cost does not grow with the data set",
+                             "our choice (about 200 per class on 10 classes)", ge=2)
     check_whole_label: bool = hp(False, "concept: keep checking after the first step when the forget set is a whole "
                                         "label (no retain sample has it), where even Retrain's outputs stay "
                                         "distinguishable", "our measurement on digits/cnn and mnist1d/mlp class")
@@ -169,6 +179,9 @@ class DistMatch(IterativeMethod):
         self.history: list[float] = []
         self.epochs_run = 0
         self.targets: Optional[torch.Tensor] = None
+        self.offsets = None  # subset mode's quantile levels within their strata (None: the midpoints)
+        if self.mode == "subset" and p.quantile_levels == "jittered":
+            self.offsets = torch.rand(len(task.forget), generator=self.generator).to(task.forget.x.device)
         self.checks_after_steps = self.mode == "subset" or p.check_whole_label or not self.whole_label(task)
         self.stopped = self.indistinguishable()
 
@@ -203,16 +216,21 @@ class DistMatch(IterativeMethod):
             rows = order[start:start + p.batch_size].to(forget.x.device)
             xf, yf = forget.x[rows], forget.y[rows]
             ti = torch.randint(0, len(tgt), (tp_batch or len(rows),), generator=self.generator).to(tgt.x.device)
-            logits = model(torch.cat([xf, tgt.x[ti]]))
-            lf, lt = logits[: len(rows)], logits[len(rows):]
+            ri = None
+            if retain_weight > 0:
+                ri = torch.randint(0, len(self.retain_set), (retain_batch,), generator=self.generator)
+                ri = ri.to(self.retain_set.x.device)
+            # forget and third-party rows always share a pass (so BatchNorm in train mode normalises
+            # them together); the retain batch joins it where no layer depends on the batch
+            inputs = [torch.cat([xf, tgt.x[ti]])] + ([] if ri is None else [self.retain_set.x[ri]])
+            matched, *retain_logits = self.forward_together(model, inputs)
+            lf, lt = matched[: len(rows)], matched[len(rows):]
             loss = p.match_weight * self.match_loss(lf, yf, lt, rows)
             if anchor_weight > 0:
                 loss = loss + anchor_weight * F.kl_div(F.log_softmax(lt, 1), self.anchor[ti], log_target=True,
                                                          reduction="batchmean")
-            if retain_weight > 0:
-                ri = torch.randint(0, len(self.retain_set), (retain_batch,), generator=self.generator)
-                ri = ri.to(self.retain_set.x.device)
-                loss = loss + retain_weight * F.cross_entropy(model(self.retain_set.x[ri]), self.retain_set.y[ri])
+            if ri is not None:
+                loss = loss + retain_weight * F.cross_entropy(retain_logits[0], self.retain_set.y[ri])
             self.update(loss)
         self.epochs_run += 1
         # after the last allowed epoch the rule's verdict changes nothing: skip its forward passes and fit
@@ -239,7 +257,24 @@ class DistMatch(IterativeMethod):
         return F.huber_loss(score, self.targets[rows], delta=self.params.huber_delta)
 
     def epoch_count(self) -> int:
-        return self.params.concept_epochs if self.mode == "concept" else self.params.epochs
+        if self.mode == "concept":
+            return self.params.concept_epochs
+        return math.ceil(self.params.epochs / self.batch_share())
+
+    def batch_share(self) -> float:
+        """kappa = n / batch_size for a subset-mode forget set smaller than one batch (with
+        ``small_set_scaling``), else 1: such a set makes one step per epoch on a batch kappa times
+        the usual size, so the square-root rule scales the learning rate by sqrt(kappa) and the
+        number of steps by 1 / kappa."""
+        if self.mode != "subset" or not self.params.small_set_scaling:
+            return 1.0
+        return min(1.0, len(self.task.forget) / self.params.batch_size)
+
+    def make_optimizer(self, model: nn.Module) -> torch.optim.Optimizer:
+        optimizer = super().make_optimizer(model)
+        for group in optimizer.param_groups:
+            group["lr"] *= math.sqrt(self.batch_share())
+        return optimizer
 
     def should_stop(self, epoch: int) -> bool:
         return self.stopped
@@ -265,17 +300,23 @@ class DistMatch(IterativeMethod):
         return abs(auc - 0.5) <= self.params.stop_tol  # no classifier is fitted: below 0.5 is overshoot
 
     def subset_auc(self) -> float:
-        forget, tgt = self.task.forget, self.target_set
+        """The stratified AUC of the scores of the whole forget set against those of at most
+        ``reference_size`` third-party samples (the same at every check), and the targets."""
+        forget = self.task.forget
+        rows = self.check_rows(len(self.target_set), self.params.reference_size)
+        xt, yt = self.target_set.x[rows], self.target_set.y[rows]
         sf = lira_confidence(self.outputs(forget.x), forget.y)
-        st = lira_confidence(self.outputs(tgt.x), tgt.y)
-        self.targets = quantile_targets(sf, forget.y, st, tgt.y)
-        return stratified_auc(sf, forget.y, st, tgt.y)
+        st = lira_confidence(self.outputs(xt), yt)
+        self.targets = quantile_targets(sf, forget.y, st, yt, self.offsets)
+        return stratified_auc(sf, forget.y, st, yt)
 
     def concept_auc(self) -> float:
         """The held-out AUC on the same (at most ``check_size``) forget and third-party samples at
         every check. Before the first step the model is the original, whose third-party outputs are
         the anchor: only the forget side needs a forward pass then."""
-        forget_rows, target_rows = self.check_rows(len(self.task.forget)), self.check_rows(len(self.target_set))
+        size = self.params.check_size
+        forget_rows = self.check_rows(len(self.task.forget), size)
+        target_rows = self.check_rows(len(self.target_set), size)
         xf = self.task.forget.x[forget_rows]
         if self.epochs_run == 0:
             pf, pt = F.softmax(self.outputs(xf), 1), self.anchor[target_rows].exp()
@@ -284,9 +325,9 @@ class DistMatch(IterativeMethod):
             pf, pt = probs[: len(xf)], probs[len(xf):]
         return two_sample_auc(pf, pt, seed=self.seed)
 
-    def check_rows(self, n: int) -> torch.Tensor:
-        """All of n rows, or ``check_size`` of them drawn once from the seed (the same at every check)."""
-        if n <= self.params.check_size:
+    def check_rows(self, n: int, size: int) -> torch.Tensor:
+        """All of n rows, or ``size`` of them drawn from the seed (the same at every check)."""
+        if n <= size:
             return torch.arange(n)
         g = torch.Generator().manual_seed(self.seed + 29)
-        return torch.randperm(n, generator=g)[: self.params.check_size].sort().values
+        return torch.randperm(n, generator=g)[:size].sort().values
