@@ -105,7 +105,11 @@ def main() -> None:
     parser.add_argument("--store", type=Path, default=Path("bench-results/scaling.sqlite"))
     parser.add_argument("--out", type=Path, default=Path("bench-report/scaling"))
     args = parser.parse_args()
+    if not args.store.exists():
+        raise SystemExit(f"no results store at {args.store}: run the scaling benchmark first (see its spec)")
     summary = load_summary(args.store)
+    if not summary:
+        raise SystemExit(f"{args.store} holds no finished scaling run: nothing to report")
     text, _ = tables(summary)
     print(text)
     plots(summary, args.out)

@@ -101,6 +101,28 @@ def test_jittered_levels_make_a_lone_example_a_draw_of_the_reference_not_its_med
     assert float(draws.min()) < 5 and float(draws.max()) > 95
 
 
+def test_statistics_equal_a_per_class_loop_on_random_data():
+    """The all-classes-at-once statistics against the definition, class by class (torch.quantile and
+    pairwise comparisons), on random scores with a class missing from the reference."""
+    g = torch.Generator().manual_seed(3)
+    for _ in range(20):
+        a, b = torch.randn(40, generator=g), torch.randn(90, generator=g).round(decimals=1)
+        a_lab, b_lab = torch.randint(0, 4, (40,), generator=g), torch.randint(0, 3, (90,), generator=g)
+        offsets = torch.rand(40, generator=g)
+        targets = quantile_targets(a, a_lab, b, b_lab, offsets)
+        pairs, weight = 0.0, 0
+        for k in torch.unique(a_lab):
+            rows, ref = a_lab == k, b[b_lab == k]
+            levels = (torch.arange(int(rows.sum())) + offsets[rows].sort().values) / int(rows.sum())
+            expected = torch.quantile(ref if len(ref) else b, levels)
+            assert torch.allclose(targets[rows][a[rows].argsort()], expected, atol=1e-5)
+            if len(ref):
+                diff = a[rows].unsqueeze(1) - ref.unsqueeze(0)
+                pairs += float(((diff > 0).double() + 0.5 * (diff == 0).double()).mean(1).sum())
+                weight += int(rows.sum())
+        assert stratified_auc(a, a_lab, b, b_lab) == pytest.approx(pairs / weight, abs=1e-12)
+
+
 def test_stratified_auc_hand_computed():
     # class 0: every forget score above every reference score (1); class 1: below (0); weights 2 and 1
     a, a_lab = torch.tensor([3.0, 4.0, 0.0]), torch.tensor([0, 0, 1])

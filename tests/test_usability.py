@@ -265,6 +265,9 @@ def test_only_methods_restricts_the_dry_run_and_rejects_a_method_outside_the_spe
     assert "4 cells, 0 already" in capsys.readouterr().out  # ft only: 2 scenarios x 2 seeds
     assert cli(["bench", str(spec), "--store", str(store), "--dry-run", "--only-methods", "ft,ga"]) == 2
     assert "--only-methods ['ga'] are not methods of spec" in capsys.readouterr().err
+    # leaving out a method the spec gives hyperparameters for drops them with it
+    assert cli(["bench", str(spec), "--store", str(store), "--dry-run", "--only-methods", "original,retrain"]) == 0
+    assert "8 cells, 0 already" in capsys.readouterr().out  # 2 methods x 2 scenarios x 2 seeds
 
 
 def test_only_models_restricts_the_dry_run(tmp_path, capsys):

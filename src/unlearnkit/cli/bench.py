@@ -77,7 +77,8 @@ def restrict(spec, args: argparse.Namespace):
         bad = sorted(set(wanted) - {m for e in exps for m in e.methods})
         if bad:
             raise UnlearnkitError(f"--only-methods {bad} are not methods of spec {spec.name}")
-        exps = [replace(e, methods=[m for m in e.methods if m in wanted]) for e in exps]
+        exps = [replace(e, methods=[m for m in e.methods if m in wanted],
+                        method_params={m: v for m, v in e.method_params.items() if m in wanted}) for e in exps]
         exps = [e for e in exps if e.methods]
     if args.seeds:
         wanted = _seeds(args.seeds)

@@ -38,39 +38,62 @@ def gaussian_mmd2(x: torch.Tensor, y: torch.Tensor, sigma: Optional[torch.Tensor
     return (kxx + kyy - 2 * kxy).clamp_min(0)
 
 
+def _class_keys(a: torch.Tensor, a_labels: torch.Tensor, b: torch.Tensor,
+                b_labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, int]:
+    """Integer keys that order rows by (label, score), exactly and with ties kept: a score's key part
+    is its rank among the distinct scores of both samples, so one sort groups every class's scores."""
+    distinct, ids = torch.unique(torch.cat([a, b]), sorted=True, return_inverse=True)
+    width = len(distinct) + 1
+    return a_labels.long() * width + ids[: len(a)], b_labels.long() * width + ids[len(a):], width
+
+
 def quantile_targets(scores: torch.Tensor, labels: torch.Tensor, ref_scores: torch.Tensor,
                      ref_labels: torch.Tensor, offsets: Optional[torch.Tensor] = None) -> torch.Tensor:
     """Per class k, the forget example of rank r (ascending, among the n_k of class k) gets the
-    (r + o) / n_k quantile of the reference scores of class k (all reference scores when class k
-    has none): the monotone coupling of the two empirical distributions. The offset o is 1/2, the
-    midpoint of the rank's stratum, or, given ``offsets`` (one value in [0, 1) per example, aligned
-    with ``scores``), the offsets of class k's examples sorted ascending and handed out by rank."""
+    (r + o) / n_k quantile (linear interpolation, as ``torch.quantile``) of the reference scores of
+    class k (all reference scores when class k has none): the monotone coupling of the two
+    empirical distributions. The offset o is 1/2, the midpoint of the rank's stratum, or, given
+    ``offsets`` (one value in [0, 1) per example, aligned with ``scores``), the offsets of class k's
+    examples sorted ascending and handed out by rank. All classes at once (one sort per sample)."""
+    key, ref_key, _ = _class_keys(scores, labels, ref_scores, ref_labels)
+    classes = int(torch.cat([labels, ref_labels]).max()) + 1
+    count = torch.bincount(labels.long(), minlength=classes)
+    order = key.argsort()  # grouped by class, ascending score within each class
+    label_sorted = labels.long()[order]
+    rank = torch.arange(len(scores), device=scores.device) - (count.cumsum(0) - count)[label_sorted]
+    within = torch.full_like(scores, 0.5)
+    if offsets is not None:  # grouped by class the same way, ascending offset within each class
+        within = offsets.to(scores.dtype)[(labels.double() * 2 + offsets.double()).argsort()]
+    levels = (rank.to(scores.dtype) + within) / count[label_sorted].to(scores.dtype)
+    ref_count = torch.bincount(ref_labels.long(), minlength=classes)
+    first, size = (ref_count.cumsum(0) - ref_count)[label_sorted], ref_count[label_sorted]
+    pooled = size == 0  # a class without reference scores reads row 1: all reference scores, sorted
+    table = torch.stack([ref_scores[ref_key.argsort()], ref_scores.sort().values])
+    first, size = torch.where(pooled, 0, first), torch.where(pooled, len(ref_scores), size)
+    pos = levels.clamp(0, 1) * (size - 1).to(scores.dtype)
+    below = pos.floor().long()
+    above = torch.minimum(below + 1, size - 1)
+    low = table[pooled.long(), first + below]
     targets = torch.empty_like(scores)
-    for k in torch.unique(labels):
-        rows = torch.nonzero(labels == k).squeeze(1)
-        ref = ref_scores[ref_labels == k]
-        ref = ref if len(ref) else ref_scores
-        within = 0.5 if offsets is None else offsets[rows].to(scores.dtype).sort().values
-        levels = (torch.arange(len(rows), dtype=scores.dtype, device=scores.device) + within) / len(rows)
-        targets[rows[scores[rows].argsort()]] = torch.quantile(ref, levels)
+    targets[order] = low + (table[pooled.long(), first + above] - low) * (pos - below.to(scores.dtype))
     return targets
 
 
 def stratified_auc(a: torch.Tensor, a_labels: torch.Tensor, b: torch.Tensor, b_labels: torch.Tensor) -> float:
     """P(a > b) + P(a = b) / 2 for pairs of the same class, averaged over the classes of ``a``
     weighted by their counts (classes absent from ``b`` are skipped; 0.5 when none is left).
-    Counted with two binary searches per class in the sorted reference scores (the Mann-Whitney U),
-    so the per-epoch check costs far less than ranking the pooled sample."""
-    total, weight = 0.0, 0
-    for k in torch.unique(a_labels):
-        sa, sb = a[a_labels == k], b[b_labels == k].sort().values
-        if len(sb) == 0:
-            continue
-        below = torch.searchsorted(sb, sa, right=False)
-        ties = torch.searchsorted(sb, sa, right=True) - below
-        total += float((below + 0.5 * ties).sum()) / len(sb)
-        weight += len(sa)
-    return total / weight if weight else 0.5
+    Counted with two binary searches per example in the reference sorted by (class, score) (the
+    Mann-Whitney U), so the per-epoch check costs far less than ranking each class's pooled sample."""
+    key, ref_key, width = _class_keys(a, a_labels, b, b_labels)
+    ref_key = ref_key.sort().values
+    start = torch.searchsorted(ref_key, a_labels.long() * width)  # where each example's class begins
+    first_equal = torch.searchsorted(ref_key, key, right=False)
+    below, ties = first_equal - start, torch.searchsorted(ref_key, key, right=True) - first_equal
+    size = torch.searchsorted(ref_key, (a_labels.long() + 1) * width) - start
+    present = size > 0
+    if not bool(present.any()):
+        return 0.5
+    return float(((below + 0.5 * ties)[present].double() / size[present]).mean())
 
 
 def two_sample_auc(a: torch.Tensor | np.ndarray, b: torch.Tensor | np.ndarray, seed: int = 0) -> float:

@@ -13,12 +13,24 @@ losses below are ours):
   The per-example, label-aware statistic is the LiRA-style scaled confidence
   s(x, y) = log p_y - log(1 - p_y) (Carlini et al., S&P 2022), the quantity membership attacks read.
   Matching is per class: at the start of every epoch the forget examples of class k are ranked by
-  their current s and each gets as target t_i the quantile of the third-party class-k scores at its
-  rank, (rank + 1/2) / n_k. This is the monotone (optimal-transport) coupling of the two 1-D
+  their current s and each gets as target t_i the quantile of the third-party class-k scores at
+  level (rank + u) / n_k. This is the monotone (optimal-transport) coupling of the two 1-D
   distributions, so minimising the loss minimises their Wasserstein distance, and examples the
-  model is least sure of become the ones it gets wrong. Targets come from the current model, so
-  they follow what the retention terms do to unseen data. A class without third-party samples
+  model is least sure of become the ones it gets wrong. The offsets u are jittered: uniform in
+  [0, 1), drawn once per example and handed out in ascending order by rank, so the matched set is a
+  draw of the third-party distribution even when a class has one or two forget examples (the
+  midpoint u = 1/2 would send a lone example to the median: always right for a class the model
+  gets right more often than not, where Retrain gets it wrong at the rate of unseen data); for
+  large n_k the two agree within 1/n_k. Targets come from the current model, so they follow what the
+  retention terms do to unseen data; at most ``reference_size`` third-party samples (drawn once)
+  give them, so a check costs the same at any data-set size. A class without third-party samples
   uses the pooled third-party scores.
+  A forget set of n < ``batch_size`` samples makes one step per epoch on a batch kappa = n /
+  batch_size times the usual one; following the square-root scaling rule for Adam (Malladi et al.,
+  "On the SDEs and Scaling Rules for Adaptive Gradient Algorithms", NeurIPS 2022), its learning rate
+  is lr * sqrt(kappa) and its epoch cap epochs / kappa (the rule's beta and epsilon adjustments are
+  not applied). Without it the first full-size Adam steps on 16 instances move every weight by about
+  lr and cost the retain set several points before the retain term can pull it back.
 * ``concept`` mode (a whole class, a backdoor, a sub-population). Labels name the concept being
   removed, so the softmax vectors of the whole forget set are matched to those of third-party data
   with the forget label withheld (what Retrain does with class-k inputs is map them onto the other
