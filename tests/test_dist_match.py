@@ -123,6 +123,20 @@ def test_statistics_equal_a_per_class_loop_on_random_data():
         assert stratified_auc(a, a_lab, b, b_lab) == pytest.approx(pairs / weight, abs=1e-12)
 
 
+def test_only_classes_with_few_forget_samples_get_jittered_levels():
+    model, data = make_toy("random", forget_size=0.1)
+    counts = torch.bincount(data.task.forget.y)[data.task.forget.y]
+    threshold = int(counts.max())  # the largest class keeps midpoints, every smaller one is jittered
+    m = get_method("dist_match", epochs=1, jitter_below=threshold)
+    m.unlearn(model, data.task, seed=0)
+    large = counts >= threshold
+    assert bool(large.any()) and bool((~large).any())
+    assert torch.all(m.offsets[large] == 0.5) and not torch.any(m.offsets[~large] == 0.5)
+    none = get_method("dist_match", epochs=1, jitter_below=0)
+    none.unlearn(model, data.task, seed=0)
+    assert none.offsets is None  # midpoints everywhere: nothing drawn
+
+
 def test_stratified_auc_hand_computed():
     # class 0: every forget score above every reference score (1); class 1: below (0); weights 2 and 1
     a, a_lab = torch.tensor([3.0, 4.0, 0.0]), torch.tensor([0, 0, 1])
