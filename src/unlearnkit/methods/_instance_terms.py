@@ -1,6 +1,6 @@
 """The three terms ``instance_adv`` adds to its forget loss: adversarial examples (representation-level
 regulariser), MAS weight importance (parameter-level regulariser) and, given retain data, the retain
-term; plus the joint forward pass of a step. A mixin of ``InstanceAdv``: it reads ``self.params``,
+term. A mixin of ``InstanceAdv``: it reads ``self.params``,
 ``self.generator``, ``self.original``, ``self.reference`` and ``self.train_mode``.
 """
 
@@ -22,7 +22,7 @@ log = logging.getLogger(__name__)
 
 
 class InstanceTerms:
-    """Mixin: the regularisers and the step's forward pass (see the module docstring)."""
+    """Mixin: the regularisers (see the module docstring)."""
 
     def attack_radius(self, x: torch.Tensor) -> float:
         if self.params.eps > 0:

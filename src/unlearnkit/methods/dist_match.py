@@ -195,10 +195,12 @@ class DistMatch(IterativeMethod):
         self.epochs_run = 0
         self.targets: Optional[torch.Tensor] = None
         self.offsets = None  # subset mode's quantile levels within their strata (None: the midpoints)
-        few = torch.bincount(task.forget.y)[task.forget.y] < p.jitter_below
-        if self.mode == "subset" and bool(few.any()):
-            jitter = torch.rand(len(task.forget), generator=self.generator).to(task.forget.x.device)
-            self.offsets = torch.where(few, jitter, torch.full_like(jitter, 0.5))
+        if self.mode == "subset":
+            self.reference_set = self.target_set.subset(self.check_rows(len(self.target_set), p.reference_size).cpu())
+            few = torch.bincount(task.forget.y)[task.forget.y] < p.jitter_below
+            if bool(few.any()):
+                jitter = torch.rand(len(task.forget), generator=self.generator).to(task.forget.x.device)
+                self.offsets = torch.where(few, jitter, torch.full_like(jitter, 0.5))
         self.checks_after_steps = self.mode == "subset" or p.check_whole_label or not self.whole_label(task)
         self.stopped = self.indistinguishable()
 
@@ -318,14 +320,12 @@ class DistMatch(IterativeMethod):
 
     def subset_auc(self) -> float:
         """The stratified AUC of the scores of the whole forget set against those of at most
-        ``reference_size`` third-party samples (the same at every check), and the targets."""
-        forget = self.task.forget
-        rows = self.check_rows(len(self.target_set), self.params.reference_size)
-        xt, yt = self.target_set.x[rows], self.target_set.y[rows]
+        ``reference_size`` third-party samples (drawn once in ``prepare``), and the targets."""
+        forget, ref = self.task.forget, self.reference_set
         sf = lira_confidence(self.outputs(forget.x), forget.y)
-        st = lira_confidence(self.outputs(xt), yt)
-        self.targets = quantile_targets(sf, forget.y, st, yt, self.offsets)
-        return stratified_auc(sf, forget.y, st, yt)
+        st = lira_confidence(self.outputs(ref.x), ref.y)
+        self.targets = quantile_targets(sf, forget.y, st, ref.y, self.offsets)
+        return stratified_auc(sf, forget.y, st, ref.y)
 
     def concept_auc(self) -> float:
         """The held-out AUC on the same (at most ``check_size``) forget and third-party samples at
