@@ -1,6 +1,7 @@
 """The statistics of ``dist_match`` (see its module docstring): the Gaussian-kernel MMD with the
-median heuristic, the per-class quantile targets, the class-stratified AUC of subset mode and the
-held-out logistic-regression AUC of concept mode. Module-level, so tests can check them by hand."""
+median heuristic, the per-class quantile targets, the class-stratified AUC of subset mode, the
+held-out logistic-regression AUC of concept mode and the mirroring of a correction onto unseen data.
+Module-level, so tests can check them by hand."""
 
 from __future__ import annotations
 
@@ -77,6 +78,38 @@ def quantile_targets(scores: torch.Tensor, labels: torch.Tensor, ref_scores: tor
     targets = torch.empty_like(scores)
     targets[order] = low + (table[pooled.long(), first + above] - low) * (pos - below.to(scores.dtype))
     return targets
+
+
+def mirror_correction(x: torch.Tensor, y: torch.Tensor, forget_x: torch.Tensor, forget_y: torch.Tensor,
+                      corrected_x: torch.Tensor, corrected_y: torch.Tensor,
+                      generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """Unseen samples (x, y) given the change a correction request made, as a model that trained on
+    the corrected data sees the forget samples (as trained):
+
+    * input positions where any forget input differs from its corrected version get values drawn
+      uniformly in the range of the request's inputs, fresh per sample and position: a pattern the
+      model never saw, in the place of the one it did;
+    * when labels differ, each sample of a class c in ``corrected_y`` takes the forget label of a
+      forget example drawn from those corrected to c (so labels change at the request's rate, class by
+      class); samples of other classes are dropped, unless that would leave fewer than two.
+    """
+    x, y = x.clone(), y.clone()
+    changed = (forget_x != corrected_x).reshape(len(forget_x), -1).any(0).reshape(x.shape[1:])
+    if bool(changed.any()):
+        lo = float(torch.minimum(forget_x.min(), corrected_x.min()))
+        hi = float(torch.maximum(forget_x.max(), corrected_x.max()))
+        noise = torch.rand((len(x), int(changed.sum())), generator=generator)
+        x[:, changed] = (lo + (hi - lo) * noise).to(device=x.device, dtype=x.dtype)
+    keep = torch.isin(y, corrected_y)
+    if bool((forget_y != corrected_y).any()) and int(keep.sum()) >= 2:
+        x, y = x[keep], y[keep]
+        order = torch.argsort(corrected_y, stable=True)
+        count = torch.bincount(corrected_y.long(), minlength=int(y.max()) + 1)
+        first = count.cumsum(0) - count
+        draw = torch.rand(len(y), generator=generator).to(y.device)
+        pick = first[y] + (draw * count[y]).long().clamp(max=count[y] - 1)
+        y = forget_y[order][pick]
+    return x, y
 
 
 def stratified_auc(a: torch.Tensor, a_labels: torch.Tensor, b: torch.Tensor, b_labels: torch.Tensor) -> float:

@@ -112,7 +112,8 @@ from torch import nn
 from torch.nn import functional as F
 
 from ..data.split import Split
-from ._dist_match_stats import auc_stop, gaussian_mmd2, quantile_targets, stratified_auc, two_sample_auc
+from ._dist_match_stats import (auc_stop, gaussian_mmd2, mirror_correction, quantile_targets, stratified_auc,
+                                two_sample_auc)
 from ._forget_loss import logit_confidence as lira_confidence
 from .base import hp, register_method
 from .iterative import IterativeMethod, IterativeParams
@@ -197,12 +198,16 @@ class DistMatch(IterativeMethod):
         self.offsets = None  # subset mode's quantile levels within their strata (None: the midpoints)
         if self.mode == "subset":
             self.reference_set = self.target_set.subset(self.check_rows(len(self.target_set), p.reference_size).cpu())
+            if task.corrected is not None:
+                ref, fix = self.reference_set, task.corrected
+                self.reference_set = Split(*mirror_correction(ref.x, ref.y, task.forget.x, task.forget.y, fix.x,
+                                                              fix.y, self.generator))
             few = torch.bincount(task.forget.y)[task.forget.y] < p.jitter_below
             if bool(few.any()):
                 jitter = torch.rand(len(task.forget), generator=self.generator).to(task.forget.x.device)
                 self.offsets = torch.where(few, jitter, torch.full_like(jitter, 0.5))
         self.checks_after_steps = self.mode == "subset" or p.check_whole_label or not self.whole_label(task)
-        self.stopped = self.indistinguishable()
+        self.stopped = self.indistinguishable() and task.corrected is None  # a correction runs the epoch cap
 
     def choose_mode(self, task) -> str:
         """The ``auto`` rule of the module docstring."""
@@ -253,7 +258,11 @@ class DistMatch(IterativeMethod):
             self.update(loss)
         self.epochs_run += 1
         # after the last allowed epoch the rule's verdict changes nothing: skip its forward passes and fit
-        self.stopped = self.epochs_run >= self.epoch_count() or (self.checks_after_steps and self.indistinguishable())
+        if self.epochs_run >= self.epoch_count():
+            self.stopped = True
+        elif self.checks_after_steps:
+            matched = self.indistinguishable()  # also refreshes the subset targets
+            self.stopped = matched and self.task.corrected is None  # a correction runs the epoch cap
 
     def retention_setting(self) -> tuple[float, Optional[int], float, int]:
         """(anchor weight, third-party batch or None for the forget batch's size, retain weight, retain
