@@ -19,8 +19,8 @@ from unlearnkit.errors import NoOpWarning
 from unlearnkit.evaluation import accuracy
 from unlearnkit.methods import METHODS, get_method
 from unlearnkit.models import build_model
-from unlearnkit.methods._dist_match_stats import (auc_stop, gaussian_mmd2, median_bandwidth, quantile_targets,
-                                                  stratified_auc, two_sample_auc)
+from unlearnkit.methods._dist_match_stats import (auc_stop, gaussian_mmd2, median_bandwidth, mirror_correction,
+                                                  quantile_targets, stratified_auc, two_sample_auc)
 from unlearnkit.methods.dist_match import lira_confidence
 from unlearnkit.scenarios import get_scenario
 from unlearnkit.scenarios.backdoor import apply_trigger, attack_success_rate, trigger_region
@@ -204,6 +204,59 @@ def test_stopping_rule_stops_early_when_already_matched():
     assert all(torch.equal(a, b) for a, b in zip(out.state_dict().values(), model.state_dict().values()))
 
 
+def test_mirror_correction_plants_unfamiliar_values_where_the_inputs_changed():
+    """A feature correction: the forget inputs carry a mark (value 9) in the last two positions. The
+    unseen samples get fresh values in the range of the request's inputs there, nothing elsewhere."""
+    corrected_x = torch.tensor([[0.0, 1.0, 2.0, 3.0], [1.0, 0.0, 1.0, 2.0]])
+    forget_x = corrected_x.clone()
+    forget_x[:, 2:] = 9.0
+    y = torch.tensor([0, 1, 0, 1, 0, 1])
+    x = torch.full((6, 4), 5.0)
+    g = torch.Generator().manual_seed(0)
+    mx, my = mirror_correction(x, y, forget_x, torch.zeros(2, dtype=torch.long), corrected_x,
+                               torch.zeros(2, dtype=torch.long), g)
+    assert torch.equal(my, y) and torch.equal(mx[:, :2], x[:, :2])  # labels and unchanged positions kept
+    planted = mx[:, 2:]
+    assert float(planted.min()) >= 0.0 and float(planted.max()) <= 9.0  # the inputs' range, 0 to 9
+    assert len(torch.unique(planted)) == planted.numel()  # drawn per sample and position: no copy of the mark
+    assert torch.equal(x, torch.full((6, 4), 5.0))  # the caller's tensor is untouched
+
+
+def test_mirror_correction_flips_labels_at_the_request_rate_class_by_class():
+    """Corrected class 0 -> forget label 2 for one of two examples, class 1 -> 2 for both; unseen
+    samples of class 0 take label 2 about half the time, of class 1 always; class 3 (never
+    corrected) is dropped; inputs are not changed."""
+    forget_y, corrected_y = torch.tensor([2, 0, 2, 2]), torch.tensor([0, 0, 1, 1])
+    xs = torch.zeros(4, 1)
+    y = torch.tensor([0] * 2000 + [1] * 500 + [3] * 100)
+    x = torch.arange(len(y), dtype=torch.float32).unsqueeze(1)
+    mx, my = mirror_correction(x, y, xs, forget_y, xs, corrected_y, torch.Generator().manual_seed(0))
+    assert len(my) == 2500 and torch.equal(mx.squeeze(1), torch.arange(2500, dtype=torch.float32))
+    assert bool((my[2000:] == 2).all())
+    assert set(my[:2000].tolist()) == {0, 2} and abs(float((my[:2000] == 2).float().mean()) - 0.5) < 0.05
+    # fewer than two unseen samples of a corrected class: the labels stay as they are
+    _, kept = mirror_correction(x[-3:], y[-3:], xs, forget_y, xs, corrected_y, torch.Generator().manual_seed(0))
+    assert torch.equal(kept, y[-3:])
+
+
+def test_corrections_match_mirrored_reference_data_and_run_the_epoch_cap():
+    """A label correction: the reference labels are the third-party labels flipped as the request
+    flipped them, and the run goes to the epoch cap however the rule's AUC moves."""
+    model, data = make_toy("label", fraction=0.2)
+    task = data.task
+    assert task.corrected is not None and bool((task.corrected.y != task.forget.y).any())
+    m = get_method("dist_match", epochs=3, stop_tol=0.5, small_set_scaling=False)  # a tolerance any AUC meets
+    m.unlearn(model, task, seed=0)
+    assert m.mode == "subset" and m.epochs_run == 3 and len(m.history) == 3
+    tp, ref = task.third_party, m.reference_set
+    source = (ref.x[:, None] == tp.x[None]).all(-1).float().argmax(1)  # each reference row's third-party row
+    assert torch.equal(ref.x, tp.x[source])  # a label correction leaves the inputs alone
+    assert bool((ref.y != tp.y[source]).all())  # every forget label is a wrong one, so is every reference label
+    deletion = get_method("dist_match", epochs=3, stop_tol=0.5)
+    deletion.unlearn(model, replace(task, corrected=None), seed=0)
+    assert deletion.epochs_run == 0  # the same tolerance stops a deletion before its first step
+
+
 # -- the method -------------------------------------------------------------------------------------------
 def test_subset_mode_unlearns_a_memorised_random_subset():
     """On a model that memorised its training set (train acc 1, test ~0.6) the subset mode moves
@@ -364,6 +417,8 @@ def test_asr_formula_on_a_hand_made_model():
     ("random", {"forget_size": 0.1}, False, lambda n: [n + 256]),
     # concept: its own (smaller) retain batch
     ("class", {"forget_class": 0}, True, lambda n: [2 * n + 128]),
+    # a correction without retain: the anchor's batch, and a forget-size batch of corrected data
+    ("label", {"fraction": 0.2}, False, lambda n: [2 * n + 256]),
 ])
 def test_each_mode_feeds_its_own_retention_batches(scenario, options, retain, expected):
     model, data = make_toy(scenario, **options)

@@ -143,6 +143,9 @@ class DistMatchParams(IterativeParams):
                                          "retention term", "our tuning on mnist1d/mlp", ge=0)
     alone_anchor_batch: int = hp(256, "subset mode without retain data: third-party samples per step (with retain "
                                       "data, as many as forget samples)", "our tuning on mnist1d/mlp", ge=1)
+    alone_corrected_weight: float = hp(1.0, "without retain data: weight of CE on the corrected data of a correction "
+                                            "request, on forget-size batches", "our tuning on mnist1d/mlp and digits/cnn "
+                                            "label and feature", ge=0)
     retain_weight: float = hp(12.0, "subset: weight of CE on retain (+ corrected) data, when used",
                               "our tuning on mnist1d/mlp", ge=0)
     jitter_below: int = hp(8, "subset: a class with fewer forget samples than this gets jittered quantile levels, "
@@ -266,14 +269,15 @@ class DistMatch(IterativeMethod):
 
     def retention_setting(self) -> tuple[float, Optional[int], float, int]:
         """(anchor weight, third-party batch or None for the forget batch's size, retain weight, retain
-        batch) of the active mode. Subset mode without retain data leans on the anchor alone, with its
-        own weight and a larger third-party batch; concept mode's MMD term is small, so its retain term
-        is weaker."""
+        batch) of the active mode. Without retain data subset mode leans on the anchor, with its own
+        weight and a larger third-party batch, and corrected data (no sample of the training set: all
+        of one class in a feature correction) get a weak CE term of their own; concept mode's MMD term
+        is small, so its retain term is weaker."""
         p = self.params
-        if self.retain_set is None:
-            if self.mode == "subset":
-                return p.alone_anchor_weight, p.alone_anchor_batch, 0.0, 0
-            return p.anchor_weight, None, 0.0, 0
+        if self.task.retain is None:
+            fix = (0.0, 0) if self.retain_set is None else (p.alone_corrected_weight, p.batch_size)
+            anchor = (p.alone_anchor_weight, p.alone_anchor_batch) if self.mode == "subset" else (p.anchor_weight, None)
+            return anchor + fix
         if self.mode == "concept":
             return p.anchor_weight, None, p.concept_retain_weight, p.concept_retain_batch
         return p.anchor_weight, None, p.retain_weight, p.retain_batch
