@@ -21,9 +21,8 @@ losses below are ours):
   in [0, 1), drawn once per example, handed out in ascending order by rank), so the matched set is a
   draw of the third-party distribution; a midpoint would send a lone example to the median, always
   right for a class the model gets right more often than not, where Retrain gets it wrong at the
-  rate of unseen data. With many examples per class the midpoints are the lower-variance design
-  (jitter everywhere: digits/cnn random 0.87 points from Retrain instead of 0.09, a tail example or
-  two wrong per seed). Targets come from the current model, so they follow what the
+  rate of unseen data. With many examples per class the midpoints have the lower variance.
+  Targets come from the current model, so they follow what the
   retention terms do to unseen data; at most ``reference_size`` third-party samples (drawn once)
   give them, so a check costs the same at any data-set size. A class without third-party samples
   uses the pooled third-party scores.
@@ -31,8 +30,15 @@ losses below are ours):
   batch_size times the usual one; following the square-root scaling rule for Adam (Malladi et al.,
   "On the SDEs and Scaling Rules for Adaptive Gradient Algorithms", NeurIPS 2022), its learning rate
   is lr * sqrt(kappa) and its epoch cap epochs / kappa (the rule's beta and epsilon adjustments are
-  not applied). Without it the first full-size Adam steps on 16 instances move every weight by about
-  lr and cost the retain set several points before the retain term can pull it back.
+  not applied; without the rule, full-size Adam steps on 16 instances cost the retain set points).
+* Corrections (a ``corrected`` split: the forget samples as they should have been) are subsets
+  whose reference is third-party data put through the request's change, as Retrain sees the forget
+  samples: a model trained on the corrected data meets their changed inputs as an unfamiliar pattern
+  and their old labels as wrong ones. Where inputs changed, the reference gets fresh values drawn
+  uniformly in the request's input range there (not the planted pattern: the model knows it); where
+  labels changed, reference samples of class c take the labels the request's class-c samples had, at
+  the same rates. The class is relearned from ``corrected`` meanwhile, so the targets move and the
+  stopping rule can fire on a transient crossing: a correction runs the epoch cap.
 * ``concept`` mode (a whole class, a backdoor, a sub-population). Labels name the concept being
   removed, so the softmax vectors of the whole forget set are matched to those of third-party data
   with the forget label withheld (what Retrain does with class-k inputs is map them onto the other
@@ -43,7 +49,7 @@ losses below are ours):
   training samples (forget + retain), or, without retain data, a single-label forget set of at
   least ``concept_min`` samples. Otherwise subset. So class removal, backdoor poison (all
   relabelled to the target) and a removed sub-class are concepts; random samples, a few instances
-  and a feature correction (a class whose inputs carried a pattern; the class stays) are subsets.
+  and corrections (a feature correction keeps its class) are subsets.
 * Stopping rule, checked before the first step and after every epoch, on the statistic each mode
   matches. Subset: the class-stratified two-sample AUC of s (probability that a forget example
   scores above a third-party example of its class, ties 1/2, averaged over classes weighted by
@@ -52,48 +58,33 @@ losses below are ours):
   a logistic regression telling forget from third-party softmax vectors (2-fold, at most
   ``check_size`` samples per side, one forward pass for both). Subset mode stops when
   |AUC - 0.5| <= ``stop_tol`` (no classifier is fitted, so an AUC below 1/2 is overshoot:
-  training goes on and the targets pull the scores back; this matters for corrections, whose class
-  is relearned from ``corrected`` meanwhile); concept mode when AUC - 0.5 <= ``concept_stop_tol`` (a
-  held-out AUC below 1/2 is a classifier that found nothing). ``epochs`` (subset) and
+  training goes on and the targets pull the scores back); concept mode when AUC - 0.5 <=
+  ``concept_stop_tol`` (a held-out AUC below 1/2 is a classifier that found nothing). ``epochs`` (subset) and
   ``concept_epochs`` cap them. When the forget set is a whole label (retain data given, none of it
   with that label), concept mode checks only before the first step (a request with nothing to do
   stays a no-op) and then runs ``concept_epochs`` (``check_whole_label`` keeps the checks): a model
-  that never saw a label maps its inputs onto the others less surely than their own inputs, so even
-  Retrain's outputs stay distinguishable (its held-out AUC 0.76-0.85 on digits/cnn and mnist1d/mlp
-  class, seeds 0-2; backdoor poison 0.40-0.46) and the rule could only stop on noise (ours never went
-  below 0.73 there). On digits/cnn class (seeds 0-2, avg gap 0.80 either way) the checks were a
-  fifth of the call's time (speedups with and without them in BENCHMARKS.md).
+  that never saw a label maps its inputs onto the others less surely than their own inputs: even
+  Retrain's stay distinguishable (AUC 0.76-0.85, digits/cnn and mnist1d/mlp class): a stop would be noise.
 
 Data: forget and third_party are required. Retain is optional (used when given; the registered
 variant ``dist_match_noretain`` never sees it): CE on it is a retention term. ``corrected`` (a
 correction request) is optional and joins the retain term, as it joins Retrain's training set.
-Without retain data the KL anchor to the original on third-party data is the only retention term; in
-subset mode it then gets its own weight (``alone_anchor_weight``) and a larger third-party batch
-(``alone_anchor_batch``), since nothing else keeps the model's behaviour on data it still knows.
+Without retain data the KL anchor to the original on third-party data is the main retention term
+(``alone_*`` settings; corrected data, all of one class in a feature correction, get a weaker CE term).
 
-Defaults (our tuning; there is no reference implementation to follow; searches and 5-seed results in
+Defaults (our tuning; no reference implementation exists; searches and 5-seed results in
 BENCHMARKS.md#zero-loss-unlearning-benchmarksmemoriseyaml): Adam lr 3e-3, forget batch 64, anchor
-weight 1, Huber delta 1.
-* subset mode (mnist1d/mlp random 10%, seeds 0-4): retain weight 12 on retain batches of 256, at most
-  10 epochs, stop_tol 0.01. The retain term keeps the MIA's member/non-member threshold in place:
-  forget updates lower the confidence of nearby retain examples, which moves it (avg gap to Retrain,
-  tuned with the retain batch in a pass of its own: weight 8 on batches of 128 and 15 epochs 3.0
-  points; these defaults 2.5, now 2.6; weight 32 with 15 epochs 1.9, but at 7x Retrain's speed
-  instead of 10x). Without retain data: anchor weight 6 on 256 third-party samples per step (anchor
-  weight 9 on 64: 6.3 points; these defaults 5.2). Small-set rules (instance 16, seeds 0-4, mlp /
-  cnn1d): neither 5.1 / 10.7 points, both 2.2 / 7.1; seeds 5-14: 3.0 / 3.7, midpoints 3.0 / 3.9.
-* correction requests keep the retain weight of deletions. On mnist1d/mlp feature (every class-0
-  input carries a patch) the forget accuracy stays far above Retrain's (81.2% vs 48.4%, seeds 0-2):
-  the targets are scores of clean third-party class-0 inputs, while Retrain's forget inputs are
-  patched ones it never saw, and the model can meet the targets by reading the patch itself. A lower
-  ``retain_weight`` moves it by chance, not by design (weight 4: 58.7% on seeds 0-2, where Retrain
-  has 48.4%, but 45.3% on seeds 3-7, where Retrain keeps 74.2%; it also broke digits/cnn feature on
-  one of seeds 3-4).
-* concept mode (digits/cnn class / backdoor, mnist1d/mlp subclass / backdoor): at most 5 epochs
-  (more did not pay for their time on digits/cnn), stop_tol 0.05 on at most 128 samples per side,
-  retain weight 2 on batches of 128 (a squared MMD with a Gaussian kernel is at most 2, and the
-  retain weight 8 of subset mode outweighed it: mnist1d/mlp backdoor 20.0 points from Retrain vs 3.7).
-* concept_share 0.25 and concept_min 16 are our choices.
+weight 1, Huber delta 1. Subset (mnist1d/mlp random 10%, seeds 0-4): retain weight 12 on batches of
+256 (it holds the MIA's member/non-member threshold in place, which forget updates move by lowering
+the confidence of nearby retain examples; weight 32: 1.9 points from Retrain instead of 2.6, at 7x
+Retrain's speed instead of 10x), at most 10 epochs, stop_tol 0.01; without retain data, anchor
+weight 6 on 256 third-party samples (weight 9 on 64: 6.3 points; these 5.2) and, for corrections,
+corrected weight 4 (the best of 0, 1, 4 and 12 averaged over label and feature corrections,
+BENCHMARKS.md#corrections-mirrored-reference-data). Concept (digits/cnn class and backdoor,
+mnist1d/mlp subclass and backdoor): at most 5 epochs, stop_tol 0.05 on at most 128 samples per
+side, retain weight 2 on batches of 128 (a squared MMD is at most 2 and subset mode's retain weight
+outweighed it: mnist1d/mlp backdoor 20.0 points from Retrain vs 3.7). concept_share 0.25 and
+concept_min 16 are our choices.
 
 Example::
 
@@ -143,9 +134,8 @@ class DistMatchParams(IterativeParams):
                                          "retention term", "our tuning on mnist1d/mlp", ge=0)
     alone_anchor_batch: int = hp(256, "subset mode without retain data: third-party samples per step (with retain "
                                       "data, as many as forget samples)", "our tuning on mnist1d/mlp", ge=1)
-    alone_corrected_weight: float = hp(1.0, "without retain data: weight of CE on the corrected data of a correction "
-                                            "request, on forget-size batches", "our tuning on mnist1d/mlp and digits/cnn "
-                                            "label and feature", ge=0)
+    alone_corrected_weight: float = hp(4.0, "without retain data: weight of CE on a correction's corrected data, on "
+                                            "forget-size batches", "our tuning on label and feature corrections", ge=0)
     retain_weight: float = hp(12.0, "subset: weight of CE on retain (+ corrected) data, when used",
                               "our tuning on mnist1d/mlp", ge=0)
     jitter_below: int = hp(8, "subset: a class with fewer forget samples than this gets jittered quantile levels, "
@@ -186,25 +176,23 @@ class DistMatch(IterativeMethod):
     def prepare(self, model: nn.Module, task) -> None:
         p = self.params
         self.mode = p.mode if p.mode != "auto" else self.choose_mode(task)
-        forget_labels = torch.unique(task.forget.y)
         self.target_set = task.third_party
         if self.mode == "concept":
-            keep = ~torch.isin(task.third_party.y, forget_labels)
+            keep = ~torch.isin(task.third_party.y, torch.unique(task.forget.y))
             if int(keep.sum()) >= 2:
                 self.target_set = task.third_party.subset(torch.nonzero(keep).squeeze(1).cpu())
         self.retain_set = self.retention_data(task)
         with torch.no_grad():  # the original's outputs on third-party data, the anchor's fixed target
             self.anchor = torch.cat([F.log_softmax(self.original(x), 1) for x, _ in self.target_set.batches(512)])
-        self.history: list[float] = []
+        self.history: list[float] = []  # the stopping rule's AUC at every check
         self.epochs_run = 0
         self.targets: Optional[torch.Tensor] = None
         self.offsets = None  # subset mode's quantile levels within their strata (None: the midpoints)
         if self.mode == "subset":
             self.reference_set = self.target_set.subset(self.check_rows(len(self.target_set), p.reference_size).cpu())
-            if task.corrected is not None:
-                ref, fix = self.reference_set, task.corrected
-                self.reference_set = Split(*mirror_correction(ref.x, ref.y, task.forget.x, task.forget.y, fix.x,
-                                                              fix.y, self.generator))
+            ref, fix, f = self.reference_set, task.corrected, task.forget
+            if fix is not None:  # the reference goes through the correction's change (module docstring)
+                self.reference_set = Split(*mirror_correction(ref.x, ref.y, f.x, f.y, fix.x, fix.y, self.generator))
             few = torch.bincount(task.forget.y)[task.forget.y] < p.jitter_below
             if bool(few.any()):
                 jitter = torch.rand(len(task.forget), generator=self.generator).to(task.forget.x.device)
@@ -263,9 +251,8 @@ class DistMatch(IterativeMethod):
         # after the last allowed epoch the rule's verdict changes nothing: skip its forward passes and fit
         if self.epochs_run >= self.epoch_count():
             self.stopped = True
-        elif self.checks_after_steps:
-            matched = self.indistinguishable()  # also refreshes the subset targets
-            self.stopped = matched and self.task.corrected is None  # a correction runs the epoch cap
+        elif self.checks_after_steps:  # the check also refreshes the subset targets; a correction runs the cap
+            self.stopped = self.indistinguishable() and self.task.corrected is None
 
     def retention_setting(self) -> tuple[float, Optional[int], float, int]:
         """(anchor weight, third-party batch or None for the forget batch's size, retain weight, retain
