@@ -69,8 +69,9 @@ def test_feature_scenario_plants_and_removes_a_patch(digits):
     assert torch.equal(data.train.x[others], digits.train.x[others])
     metrics = get_scenario("feature").extra_metrics(PatchDetector(), data)
     assert metrics["pattern_flip"] == 1.0 and metrics["pattern_target"] == 1.0   # reacts fully
+    assert metrics["pattern_class_acc"] == 1.0  # every marked class-0 test input goes to class 0
     metrics = get_scenario("feature").extra_metrics(ConstantModel(10, 3), data)
-    assert metrics["pattern_flip"] == 0.0
+    assert metrics["pattern_flip"] == 0.0 and metrics["pattern_class_acc"] == 0.0  # class 3, never 0
 
 
 def test_feature_canary_exposure(digits):

@@ -176,6 +176,7 @@ declare_metric("forget_true_acc", label="Forget acc (clean labels)", unit="%", b
 declare_metric("corrected_acc", label="Corrected acc", unit="%", better="higher", table=False)
 declare_metric("pattern_flip", label="Pattern flip", unit="%", better="closest", table=False)
 declare_metric("pattern_target", label="Pattern target", unit="%", better="closest", table=False)
+declare_metric("pattern_class_acc", label="Pattern acc (marked class)", unit="%", better="closest", table=False)
 declare_metric("canary_exposure", label="Canary exposure", unit="", better="closest", digits=2, table=False)
 
 

@@ -20,6 +20,9 @@ Metrics (beside the core ones):
   prediction changes when the pattern is planted - how strongly the model still reacts to it;
 * ``pattern_target`` (when ``target_class`` >= 0): fraction of those inputs predicted as the target
   class with the pattern planted;
+* ``pattern_class_acc`` (when ``target_class`` >= 0): accuracy on the test inputs of ``target_class``
+  with the pattern planted. For a model that never saw the pattern (Retrain) the forget samples are
+  such inputs, so its forget accuracy is close to this;
 * ``canary_exposure`` (``pattern=canary``): log2(N + 1) - log2(rank) of the true canary among N
   random candidate patterns of the same kind, ranked by the mean cross-entropy of the affected
   samples (pattern removed, candidate planted) - lower loss = more familiar. Max log2(N + 1) when the
@@ -105,6 +108,8 @@ class FeatureScenario(Scenario):
         test = bundle.test
         others = test.subset(np.flatnonzero(test.y.numpy() != o.target_class)) if o.target_class >= 0 else test
         evals = {"corrected": clean, "probe": others}
+        if o.target_class >= 0:
+            evals["probe_class"] = test.subset(np.flatnonzero(test.y.numpy() == o.target_class))
         meta = {"scenario": self.name, "pattern": o.pattern, "target_class": o.target_class,
                 "region": [(s.start, s.stop) for s in region if s.start is not None],
                 "pattern_values": pattern.tolist(), "lo": lo, "hi": hi}
@@ -140,6 +145,8 @@ class FeatureScenario(Scenario):
                "pattern_flip": float((before != after).float().mean())}
         if o.target_class >= 0:
             out["pattern_target"] = float((after == o.target_class).float().mean())
+            own = data.eval_splits["probe_class"]
+            out["pattern_class_acc"] = accuracy(model, Split(apply_trigger(own.x, pattern, region), own.y))
         if o.pattern == "canary":
             out["canary_exposure"] = self.exposure(model, data, pattern, region)
         return out
