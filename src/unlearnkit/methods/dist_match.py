@@ -80,7 +80,7 @@ the confidence of nearby retain examples; weight 32: 1.9 points from Retrain ins
 Retrain's speed instead of 10x), at most 10 epochs, stop_tol 0.01; without retain data, anchor
 weight 6 on 256 third-party samples (weight 9 on 64: 6.3 points; these 5.2) and, for corrections,
 corrected weight 4 (the best of 0, 1, 4 and 12 averaged over label and feature corrections,
-BENCHMARKS.md#corrections-mirrored-reference-data). Concept (digits/cnn class and backdoor,
+BENCHMARKS.md#corrections-reference-data-that-mirror-the-change). Concept (digits/cnn class and backdoor,
 mnist1d/mlp subclass and backdoor): at most 5 epochs, stop_tol 0.05 on at most 128 samples per
 side, retain weight 2 on batches of 128 (a squared MMD is at most 2 and subset mode's retain weight
 outweighed it: mnist1d/mlp backdoor 20.0 points from Retrain vs 3.7). concept_share 0.25 and
