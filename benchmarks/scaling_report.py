@@ -87,8 +87,11 @@ def plots(summary: list[dict], out: Path) -> None:
             if m != "retrain":
                 axes[1].plot(ns, [None if e["avg_gap"] is None else 100 * e["avg_gap"] for _, e in pts], **style)
                 axes[2].plot(ns, [e["speedup"] for _, e in pts], **style)
+        sizes = sorted({e["n"] for e in entries})
         for ax, title in zip(axes, ("unlearning time (s)", "avg gap to Retrain (points)", "speedup over Retrain")):
             ax.set_xscale("log")
+            ax.set_xticks(sizes, [f"{n:,}" for n in sizes])  # the measured sizes only, no log-scale minor labels
+            ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
             ax.set_xlabel("mnist1d samples n")
             ax.set_title(title)
         axes[0].set_yscale("log")
