@@ -93,9 +93,9 @@ def mirror_correction(x: torch.Tensor, y: torch.Tensor, forget_x: torch.Tensor, 
       forget example drawn from those corrected to c (so labels change at the request's rate, class by
       class); samples of other classes are dropped, unless that would leave fewer than two.
     """
-    x, y = x.clone(), y.clone()
     changed = (forget_x != corrected_x).reshape(len(forget_x), -1).any(0).reshape(x.shape[1:])
     if bool(changed.any()):
+        x = x.clone()  # the caller's samples stay as they are; labels are only ever replaced, never written
         lo = float(torch.minimum(forget_x.min(), corrected_x.min()))
         hi = float(torch.maximum(forget_x.max(), corrected_x.max()))
         noise = torch.rand((len(x), int(changed.sum())), generator=generator)

@@ -262,7 +262,7 @@ class DistMatch(IterativeMethod):
         is small, so its retain term is weaker."""
         p = self.params
         if self.task.retain is None:
-            fix = (0.0, 0) if self.retain_set is None else (p.alone_corrected_weight, p.batch_size)
+            fix = (0.0, 0) if self.task.corrected is None else (p.alone_corrected_weight, p.batch_size)
             anchor = (p.alone_anchor_weight, p.alone_anchor_batch) if self.mode == "subset" else (p.anchor_weight, None)
             return anchor + fix
         if self.mode == "concept":
