@@ -35,7 +35,7 @@ from unlearnkit.bench.report import summarize
 from unlearnkit.bench.runtime import runtime_record
 from unlearnkit.evaluation import CORE_METRICS
 from unlearnkit.methods import get_method
-from unlearnkit.methods.selection import last_layer_mask, mask_fraction, select_params, selection_data
+from unlearnkit.methods.blocks.selection import last_layer_mask, mask_fraction, select_params, selection_data
 from unlearnkit.utils import Timer, atomic_write_text, to_jsonable
 
 GRIDS = {

@@ -109,7 +109,7 @@ def test_method_reads_only_the_splits_it_declares(name, toy_class):
 
 
 def test_registration_refuses_a_select_method_that_hides_its_corrected_reads():
-    from unlearnkit.methods._data_use import check_declarations
+    from unlearnkit.methods.blocks.registry import check_declarations
 
     class RetainOnly(IterativeMethod):  # overrides the family's declaration and drops corrected
         name, summary, optional = "retain_only", "test double", ("retain",)

@@ -9,7 +9,7 @@ import torch
 
 from unlearnkit.errors import HyperparameterError
 from unlearnkit.methods import get_method
-from unlearnkit.methods._last_layers import last_layers
+from unlearnkit.methods.blocks.last_layers import last_layers
 from unlearnkit.methods.eu_k import ExactUnlearnK
 from unlearnkit.utils import seeded
 

@@ -16,8 +16,8 @@ from unlearnkit.data import load_dataset
 from unlearnkit.data.split import Split
 from unlearnkit.errors import NoOpWarning
 from unlearnkit.methods import METHODS, get_method
-from unlearnkit.methods._forget_loss import forget_ascent_loss, logit_confidence
-from unlearnkit.methods._noop import detect_noop
+from unlearnkit.methods.blocks.forget_loss import forget_ascent_loss, logit_confidence
+from unlearnkit.methods.blocks.noop import detect_noop
 from unlearnkit.models import build_model
 from unlearnkit.scenarios import get_scenario
 from unlearnkit.training import TrainRecipe, train_model

@@ -10,7 +10,7 @@ from torch.nn import functional as F
 from unlearnkit.data.split import Split
 from unlearnkit.errors import HyperparameterError
 from unlearnkit.methods import get_method
-from unlearnkit.methods.selection import (hutchinson_diag, last_layer_mask, mask_fraction, score_params,
+from unlearnkit.methods.blocks.selection import (hutchinson_diag, last_layer_mask, mask_fraction, score_params,
                                           select_params, top_fraction_mask)
 
 

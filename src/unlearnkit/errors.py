@@ -37,4 +37,4 @@ class NonFiniteError(UnlearnkitError):
 
 
 class NoOpWarning(UserWarning):
-    """An unlearning call left the forget set's predictions and loss unchanged (see ``methods/_noop.py``)."""
+    """An unlearning call left the forget set's predictions and loss unchanged (see ``methods/blocks/noop.py``)."""

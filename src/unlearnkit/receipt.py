@@ -36,7 +36,7 @@ from .evaluation import evaluate, predict_logits
 from .evaluation.metrics import mean_loss
 from .io import tensor_digest
 from .methods import method_and_task
-from .methods._noop import NOOP_REL_TOL, is_noop
+from .methods.blocks.noop import NOOP_REL_TOL, is_noop
 from .task import UnlearningTask
 from .training import TrainRecipe
 from .utils import Timer, resolve_device, to_jsonable, warm_up_torch
@@ -100,7 +100,7 @@ def match_weights(receipt: Mapping[str, Any], weights: nn.Module | Mapping[str, 
 # -- evidence ----------------------------------------------------------------------------------
 def forget_change(before: nn.Module, after: nn.Module, forget: Split) -> dict[str, Any]:
     """How much the request changed the model on the forget set, and whether that is nothing at all
-    (``no_op``: the criterion every unlearning call is checked with, ``methods._noop.is_noop``)."""
+    (``no_op``: the criterion every unlearning call is checked with, ``methods.blocks.noop.is_noop``)."""
     changed = int((predict_logits(before, forget).argmax(1) != predict_logits(after, forget).argmax(1)).sum())
     loss_before, loss_after = mean_loss(before, forget), mean_loss(after, forget)
     return {"no_op": is_noop(changed, loss_before, loss_after), "forget_predictions_changed": changed,

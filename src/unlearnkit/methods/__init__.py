@@ -1,6 +1,9 @@
 """Unlearning methods: one file per method, each registered by name on import.
 
-Every module in this package is imported here, so adding a method is adding a file.
+Every module in this package (but the family bases ``base`` and ``iterative``) is a method and is
+imported here, so adding a method is adding a file. The building blocks that methods share (the
+registry, no-op detection, parameter selection, request state, gradient sums, ...) live in
+``blocks/``.
 """
 
 from __future__ import annotations
@@ -14,10 +17,10 @@ from torch import nn
 from ..task import UnlearningTask
 from .base import METHODS, ClosedFormMethod, Hyperparameters, UnlearningMethod, hp, register_method
 from .iterative import IterativeMethod, IterativeParams
-from .state import RequestState
+from .blocks.state import RequestState
 
 for _info in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
-    if _info.name not in ("base", "iterative") and not _info.name.startswith("_"):
+    if not _info.ispkg and _info.name not in ("base", "iterative") and not _info.name.startswith("_"):
         importlib.import_module(f"{__name__}.{_info.name}")
 
 

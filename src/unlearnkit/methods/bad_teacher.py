@@ -33,7 +33,7 @@ from torch.nn import functional as F
 
 from ..data.split import Split
 from ..models import reinitialize
-from ._peer_utils import kl_teacher_student
+from .blocks.peers import kl_teacher_student
 from .base import hp, register_method
 from .iterative import IterativeMethod, IterativeParams
 

@@ -17,7 +17,7 @@ Two families sit below it:
 
 Continual deletion (a stream of requests, each ``unlearn`` call taking the previous call's output) is
 the caller's loop; what a method carries from one request to the next travels in an explicit
-``RequestState`` passed to every call of the stream (see ``methods/state.py``). Stateless methods
+``RequestState`` passed to every call of the stream (see ``methods/blocks/state.py``). Stateless methods
 ignore it and simply chain.
 """
 
@@ -40,10 +40,10 @@ from ..task import UnlearningTask
 from ..training import TrainRecipe
 from ..training_stacked import TrainingRun
 from ..utils import resolve_device, seeded
-from ._data_use import METHODS, RETAIN_FREE_SUFFIX, describe_data, register_method  # noqa: F401 (re-exported)
-from ._noop import detect_noop, warn_noop
-from .selection import SCORES, select_params, selection_data
-from .state import RequestState
+from .blocks.registry import METHODS, RETAIN_FREE_SUFFIX, describe_data, register_method  # noqa: F401 (re-exported)
+from .blocks.noop import detect_noop, warn_noop
+from .blocks.selection import SCORES, select_params, selection_data
+from .blocks.state import RequestState
 
 log = logging.getLogger(__name__)
 
@@ -226,7 +226,7 @@ class SelectionParams(Hyperparameters):
     """``select`` / ``select_fraction``: the parameter selection every iterative method and the
     first/second-order updates accept (read by ``UnlearningMethod.selection_mask``)."""
 
-    select: str = hp("all", "update only these parameters (SAPS, arXiv 2504.06398; see methods/selection.py); "
+    select: str = hp("all", "update only these parameters (SAPS, arXiv 2504.06398; see methods/blocks/selection.py); "
                      "all = no restriction", "off by default: the method as published", choices=SCORES)
     select_fraction: float = hp(0.05, "fraction of parameter entries kept by select (hessian/fisher/grad/random)",
                                 "SAPS paper uses a few percent", gt=0, le=1)

@@ -8,7 +8,7 @@ Adversarial Evaluations for Inexact Machine Unlearning", arXiv 2201.06640 (2022/
 Fine-tuning only the top of the network relies on catastrophic forgetting of the forget set in the
 layers nearest the output; the lower layers keep exactly their original weights.
 
-Defaults (see ``methods/_last_layers.py`` for what counts as a layer):
+Defaults (see ``methods/blocks/last_layers.py`` for what counts as a layer):
     k 1                the smallest value of the reference sweep k in {1, 3, 5, 7} (scripts/unlearn.sh)
     epochs, lr, batch size, optimizer, momentum, weight decay, schedule: the original model's
                        training recipe (reference: ``args_ftF`` copies the original's arguments)
@@ -22,7 +22,7 @@ fixed; the reference's drift), and the best epoch is not picked on a validation 
 
 from __future__ import annotations
 
-from ._last_layers import LastLayersMethod
+from .blocks.last_layers import LastLayersMethod
 from .base import register_method
 
 

@@ -103,9 +103,9 @@ from torch import nn
 from torch.nn import functional as F
 
 from ..data.split import Split
-from ._dist_match_stats import (auc_stop, gaussian_mmd2, mirror_correction, quantile_targets, stratified_auc,
+from .blocks.dist_match_stats import (auc_stop, gaussian_mmd2, mirror_correction, quantile_targets, stratified_auc,
                                 two_sample_auc)
-from ._forget_loss import logit_confidence as lira_confidence
+from .blocks.forget_loss import logit_confidence as lira_confidence
 from .base import hp, register_method
 from .iterative import IterativeMethod, IterativeParams
 

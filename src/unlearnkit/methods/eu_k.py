@@ -8,7 +8,7 @@
 If the lower layers learned nothing specific to the forget set, the result equals a model whose top
 was trained without it; what the lower layers memorised stays.
 
-Defaults (see ``methods/_last_layers.py`` for what counts as a layer):
+Defaults (see ``methods/blocks/last_layers.py`` for what counts as a layer):
     k 1                the smallest value of the reference sweep k in {1, 3, 5, 7} (scripts/unlearn.sh)
     epochs, lr, batch size, optimizer, momentum, weight decay, schedule: the original model's
                        training recipe (reference: ``args_rf`` copies the original's arguments and
@@ -25,7 +25,7 @@ not picked on a validation set.
 
 from __future__ import annotations
 
-from ._last_layers import LastLayersMethod
+from .blocks.last_layers import LastLayersMethod
 from .base import register_method
 
 

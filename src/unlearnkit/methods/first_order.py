@@ -10,7 +10,7 @@ i.e. one gradient step on the corrected training loss L(D) - L(Z) + L(Z~), whose
 learned theta* (where grad L(D) ~= 0) is exactly the difference above. No retain data is needed.
 
 Parameter selection (SAPS, Malekmohammadi et al., arXiv 2504.06398): ``select`` / ``select_fraction``
-restrict the update to the chosen entries (see ``methods/selection.py``; scores on Z and Z~ at
+restrict the update to the chosen entries (see ``methods/blocks/selection.py``; scores on Z and Z~ at
 theta*). Gradients are taken with the model in eval mode (batch-norm running statistics fixed, as at
 inference), so the update does not depend on batch composition.
 
@@ -33,7 +33,7 @@ from torch.nn import functional as F
 from ..data.split import Split
 from ..errors import DataError
 from ..utils import eval_mode
-from ._gradients import gradient_sum
+from .blocks.gradients import gradient_sum
 from .base import ClosedFormMethod, SelectionParams, hp, register_method
 
 

@@ -35,7 +35,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from ..data.split import Split
-from ._peer_utils import eval_mode
+from .blocks.peers import eval_mode
 from .base import ClosedFormMethod, Hyperparameters, hp, register_method
 
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 from torch.nn import functional as F
 
-from ._peer_utils import ReferenceSGDParams
+from .blocks.peers import ReferenceSGDParams
 from .base import hp, register_method
 from .iterative import IterativeMethod
 

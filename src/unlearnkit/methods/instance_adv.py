@@ -88,7 +88,7 @@ Defaults and where they come from:
   choice; the reference runs train mode, where a batch of one forget instance rewrites the running
   statistics and damages every other prediction).
 
-* ``carry_state`` (our choice, for sequential requests; see methods/_instance_stream.py): the
+* ``carry_state`` (our choice, for sequential requests; see methods/blocks/instance_stream.py): the
   instances of earlier requests stay in the goal check (one that relapses is pushed again), and the
   anchor, the adversarial examples and the importance come from the first request's input model
   and cover every instance requested so far. Without it every request re-anchors to the model the
@@ -119,8 +119,8 @@ from ..data.split import Split
 from ..errors import DataError
 from ..goals import GOALS, goal_met, highest_wrong_class
 from ..params import hp
-from ._instance_stream import CarriedAcrossRequests, normalise_per_tensor
-from ._instance_terms import InstanceTerms
+from .blocks.instance_stream import CarriedAcrossRequests, normalise_per_tensor
+from .blocks.instance_terms import InstanceTerms
 from .base import SelectionParams, register_method
 from .iterative import IterativeMethod
 

@@ -19,7 +19,7 @@ the pull is not offered.
 
 On a model trained to zero loss the ascended cross-entropy has a vanishing gradient;
 ``forget_loss=confidence`` descends max(0, log p_y - log(1 - p_y)) instead, whose gradient does not
-(``_forget_loss.py``). The default stays the reference loss; on the saturated test model of
+(``blocks/forget_loss.py``). The default stays the reference loss; on the saturated test model of
 ``tests/test_noop.py`` the same step leaves the forget set unchanged with ``ce`` and moves its loss
 by more than 10% with ``confidence``.
 """
@@ -31,8 +31,8 @@ from dataclasses import dataclass
 
 from torch.nn import functional as F
 
-from ._forget_loss import FORGET_LOSS_HELP, FORGET_LOSSES, SATURATION_HINT, forget_ascent_loss
-from ._peer_utils import ReferenceSGDParams
+from .blocks.forget_loss import FORGET_LOSS_HELP, FORGET_LOSSES, SATURATION_HINT, forget_ascent_loss
+from .blocks.peers import ReferenceSGDParams
 from .base import hp, register_method
 from .iterative import IterativeMethod
 

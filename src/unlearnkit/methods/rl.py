@@ -19,7 +19,7 @@ import torch
 from torch.nn import functional as F
 
 from ..data.split import Split
-from ._peer_utils import ReferenceSGDParams
+from .blocks.peers import ReferenceSGDParams
 from .base import hp, register_method
 from .iterative import IterativeMethod
 

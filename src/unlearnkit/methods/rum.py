@@ -47,7 +47,7 @@ from torch.nn import functional as F
 
 from ..data.split import Split
 from ..errors import NonFiniteError
-from ._peer_utils import eval_mode
+from .blocks.peers import eval_mode
 from .base import Hyperparameters, UnlearningMethod, hp, register_method
 from .neggrad_plus import NegGradPlus
 

@@ -38,7 +38,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from ..data.split import Split
-from ._peer_utils import ReferenceSGDParams, summed_batch_gradients
+from .blocks.peers import ReferenceSGDParams, summed_batch_gradients
 from .base import hp, register_method
 from .rl import RandomLabel
 

@@ -45,7 +45,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from ..errors import HyperparameterError
-from ._peer_utils import eval_mode
+from .blocks.peers import eval_mode
 from .base import hp, register_method
 from .iterative import IterativeMethod, IterativeParams
 

@@ -37,8 +37,8 @@ import torch
 from torch.nn import functional as F
 
 from ..errors import HyperparameterError
-from ._forget_loss import FORGET_LOSSES, SATURATION_HINT, forget_ascent_loss
-from ._peer_utils import kl_teacher_student
+from .blocks.forget_loss import FORGET_LOSSES, SATURATION_HINT, forget_ascent_loss
+from .blocks.peers import kl_teacher_student
 from .base import hp, register_method
 from .iterative import IterativeMethod, IterativeParams
 

@@ -45,7 +45,7 @@ from torch.nn import functional as F
 from ..data.split import Split
 from .base import hp, register_method
 from .first_order import CorrectionMethod, CorrectionParams, eval_mode
-from .selection import hutchinson_diag
+from .blocks.selection import hutchinson_diag
 
 
 @dataclass

@@ -39,7 +39,7 @@ import torch
 from torch import nn
 
 from ..data.split import Split
-from ._peer_utils import batch_grad_squares
+from .blocks.peers import batch_grad_squares
 from .base import ClosedFormMethod, Hyperparameters, hp, register_method
 
 

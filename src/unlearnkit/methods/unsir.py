@@ -36,7 +36,7 @@ import torch
 from torch.nn import functional as F
 
 from ..data.split import Split
-from ._peer_utils import eval_mode, forgotten_classes
+from .blocks.peers import eval_mode, forgotten_classes
 from .base import hp, register_method
 from .iterative import IterativeMethod, IterativeParams
 

@@ -36,10 +36,10 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from ..data.split import Split, as_split
-from ..errors import HyperparameterError
-from ..utils import eval_mode
-from ._gradients import gradient_sum
+from ...data.split import Split, as_split
+from ...errors import HyperparameterError
+from ...utils import eval_mode
+from .gradients import gradient_sum
 
 SCORES = ("hessian", "fisher", "grad", "random", "last_layer", "all")
 

@@ -24,7 +24,7 @@ from typing import Any
 
 import torch
 
-from ..errors import DataError
+from ...errors import DataError
 
 _PLAIN = (int, float, str, bool, type(None))
 

@@ -1,6 +1,6 @@
 """What ``instance_adv`` carries from one deletion request to the next (``carry_state``).
 
-Kept in the stream's ``RequestState`` (``self.state.data``, see methods/state.py):
+Kept in the stream's ``RequestState`` (``self.state.data``, see methods/blocks/state.py):
 
 * ``reference``: the state_dict of the first request's input model (the original). The importance
   anchor, the adversarial examples and the importance of every later request come from it, not

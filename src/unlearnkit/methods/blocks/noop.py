@@ -17,8 +17,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from ..data.split import Split
-from ..errors import NoOpWarning
+from ...data.split import Split
+from ...errors import NoOpWarning
 
 #: relative change of the mean forget loss below which a call counts as a no-op (with identical predictions)
 NOOP_REL_TOL = 0.1

@@ -1,5 +1,5 @@
 """Small helpers shared by the peer methods (SalUn, SSD, SCRUB, Bad Teacher, UNSIR, Boundary
-Shrink, Fisher). Not a method: modules starting with ``_`` are not auto-registered."""
+Shrink, Fisher)."""
 
 from __future__ import annotations
 
@@ -10,12 +10,12 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from ..data.split import Split
-from ..errors import DataError
-from ..utils import eval_mode  # noqa: F401  (re-exported for the peer methods)
-from ._gradients import gradient_sum
-from .base import hp
-from .iterative import IterativeParams
+from ...data.split import Split
+from ...errors import DataError
+from ...utils import eval_mode  # noqa: F401  (re-exported for the peer methods)
+from .gradients import gradient_sum
+from ..base import hp
+from ..iterative import IterativeParams
 
 _ARGS = "Jia et al. / SalUn / RUM reference arg_parser.py"
 

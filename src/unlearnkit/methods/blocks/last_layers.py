@@ -19,10 +19,10 @@ from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 from torch.nn.modules.conv import _ConvNd
 
-from ..errors import HyperparameterError
-from ..training import TrainRecipe
-from .base import hp
-from .iterative import IterativeMethod, IterativeParams
+from ...errors import HyperparameterError
+from ...training import TrainRecipe
+from ..base import hp
+from ..iterative import IterativeMethod, IterativeParams
 
 _NORMS = (_BatchNorm, nn.LayerNorm, nn.GroupNorm)
 _RECIPE_SOURCE = "Goel et al. reference trains with the original model's arguments (src/unlearn.py, args_rf/args_ftF)"

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import fields, is_dataclass
 from typing import Optional
 
-from ..registry import Registry
+from ...registry import Registry
 from .selection import SELECTION_SPLITS
 
 #: every registered method class by name (``register_method`` fills it)
