@@ -1,7 +1,6 @@
 """Gradient sums over mini-batches, shared by the methods that accumulate gradients or squared
 gradients before they update anything (SalUn's saliency, SSD's importances, the SAPS ``grad`` and
-``fisher`` scores, the first/second-order gradient difference, instance_adv's MAS importance).
-Not a method: modules starting with ``_`` are not auto-registered."""
+``fisher`` scores, the first/second-order gradient difference, instance_adv's MAS importance)."""
 
 from __future__ import annotations
 
