@@ -8,8 +8,8 @@ import math
 from pathlib import Path
 from typing import Any, Iterable, Optional
 
-from ..evaluation.metrics import avg_gap, mean_std, signed_gaps
-from ..evaluation.registry import METRICS, gap_metrics_of
+from ..evaluation.metrics import mean_std
+from ..evaluation.registry import METRICS, avg_gap, gap_metrics_of, signed_gaps
 from ..utils import atomic_write_text, to_jsonable
 
 log = logging.getLogger(__name__)
