@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..bench.leaderboard import write_report
-from ..bench.store import ResultStore
+from ..bench.reports import write_report
+from ..bench.grid import ResultStore
 from ..errors import UnlearnkitError
 from .common import check_out_folder
 
@@ -31,7 +31,7 @@ def main(args: argparse.Namespace) -> int:
     keys, title = None, args.title or f"unlearnkit benchmark ({args.store.name})"
     with ResultStore(args.store, readonly=True) as store:
         if args.spec:
-            from ..bench.tune import load_spec_with_tuning
+            from ..bench.grid import load_spec_with_tuning
 
             spec = load_spec_with_tuning(args.spec, store, tune=False)
             keys = [c.key for c in spec.cells()]

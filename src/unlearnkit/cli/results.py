@@ -9,7 +9,7 @@ import json
 import sys
 from pathlib import Path
 
-from ..bench.store import ResultStore
+from ..bench.grid import ResultStore
 from ..errors import UnlearnkitError
 from ..evaluation.registry import METRICS
 from ..utils import atomic_write_text, to_jsonable
@@ -51,7 +51,7 @@ def _rows(args, store: ResultStore):
                                   f"{', '.join(map(str, held)) or '(no results yet)'}")
     keys = None
     if args.spec:
-        from ..bench.tune import load_spec_with_tuning
+        from ..bench.grid import load_spec_with_tuning
 
         keys = [c.key for c in load_spec_with_tuning(args.spec, store, tune=False).cells()]
     return where, keys
@@ -63,7 +63,7 @@ def main(args: argparse.Namespace) -> int:
     with ResultStore(args.store, readonly=True) as store:
         where, keys = _rows(args, store)
         if args.summary:
-            from ..bench.leaderboard import markdown_leaderboard, summaries
+            from ..bench.reports import markdown_leaderboard, summaries
 
             rows = store.result_rows(keys, where)
             if args.format == "json":

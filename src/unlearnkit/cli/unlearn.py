@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from ..bench.runtime import apply_threads
+from ..bench.pipeline.runtime import apply_threads
 from ..errors import HyperparameterError, UnlearnkitError
 from ..io import save_model
 from ..methods import get_method

@@ -20,9 +20,9 @@ import time
 from pathlib import Path
 from typing import Any, Iterable, Optional
 
-from .._version import __version__
-from ..errors import UnlearnkitError
-from ..utils import to_jsonable
+from ..._version import __version__
+from ...errors import UnlearnkitError
+from ...utils import to_jsonable
 
 SCHEMA_VERSION = 1
 SCHEMA = """

@@ -10,8 +10,8 @@ from typing import Any
 
 import numpy as np
 
-from ..utils import atomic_write_text, to_jsonable
-from .report import markdown_table
+from ...utils import atomic_write_text, to_jsonable
+from .summary import markdown_table
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +52,7 @@ def _ceiling_sentence(rows: list[dict]) -> str:
 def separable_fq(n: int, rates: str) -> float:
     """The forgetting quality a *perfectly exposed* method gets with ``n`` models per side: its
     statistics never overlap Retrain's. If this is high, the audit cannot tell methods apart."""
-    from ..evaluation.attacks.challenge import forgetting_quality
+    from ...evaluation.attacks.challenge import forgetting_quality
 
     exposed, retrained = np.arange(n, dtype=float)[:, None], 1000.0 + np.arange(n, dtype=float)[:, None]
     return forgetting_quality(exposed, retrained, rates=rates)

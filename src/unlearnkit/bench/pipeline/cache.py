@@ -19,9 +19,9 @@ from typing import Any, Callable, Optional
 
 from torch import nn
 
-from ..errors import CheckpointError, UnlearnkitError
-from ..io import check_state_matches, load_state, save_model
-from ..utils import cache_root, stable_hash
+from ...errors import CheckpointError, UnlearnkitError
+from ...io import check_state_matches, load_state, save_model
+from ...utils import cache_root, stable_hash
 
 log = logging.getLogger(__name__)
 

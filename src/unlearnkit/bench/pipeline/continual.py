@@ -27,18 +27,15 @@ import logging
 import os
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Optional
+from typing import Any, Optional, Protocol
 
 import torch
 from torch import nn
 
-from ..evaluation.metrics import accuracy
-from ..methods import RequestState, get_method
-from ..scenarios.base import requested_rows
-from ..utils import Timer, to_jsonable
-
-if TYPE_CHECKING:
-    from .experiment import Experiment, SeedContext
+from ...evaluation.metrics import accuracy
+from ...methods import RequestState, get_method
+from ...scenarios.base import requested_rows
+from ...utils import Timer, to_jsonable
 
 log = logging.getLogger(__name__)
 
@@ -75,9 +72,23 @@ class RequestCheckpoint:
         os.replace(tmp, self.path)
 
 
-def run_requests(exp: "Experiment", ctx: "SeedContext", name: str, checkpoint: RequestCheckpoint) -> list[dict[str, Any]]:
-    """The rows of method ``name`` over the requests of ``ctx`` (one per request, resumed from
-    ``checkpoint``)."""
+class CellRunner(Protocol):
+    """What a stream needs of the experiment running it (``experiment.Experiment``)."""
+
+    config: Any
+    device: torch.device
+
+    def retrain_for(self, seed: int, original: nn.Module, data: Any) -> tuple[nn.Module, dict]: ...
+    def retrain_time(self, ctx: Any) -> float: ...
+    def start_model(self, seed: int, data: Any, original: nn.Module, method: Any) -> nn.Module: ...
+    def evaluate(self, model: nn.Module, ctx: Any) -> dict[str, Any]: ...
+    def row_head(self, ctx: Any, name: str) -> dict[str, Any]: ...
+    def noop_field(self, method: Any) -> dict[str, bool]: ...
+
+
+def run_requests(exp: CellRunner, ctx: Any, name: str, checkpoint: RequestCheckpoint) -> list[dict[str, Any]]:
+    """The rows of method ``name`` over the requests of ``ctx`` (an ``experiment.SeedContext``; one
+    row per request, resumed from ``checkpoint``)."""
     params = exp.config.method_params.get(name, {})
     fixed = name == "original" or (name == "retrain" and not params)
     method = None if fixed else get_method(name, **params)

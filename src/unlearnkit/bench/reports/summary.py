@@ -8,9 +8,9 @@ import math
 from pathlib import Path
 from typing import Any, Iterable, Optional
 
-from ..evaluation.metrics import mean_std
-from ..evaluation.registry import METRICS, avg_gap, gap_metrics_of, signed_gaps
-from ..utils import atomic_write_text, to_jsonable
+from ...evaluation.metrics import mean_std
+from ...evaluation.registry import METRICS, avg_gap, gap_metrics_of, signed_gaps
+from ...utils import atomic_write_text, to_jsonable
 
 log = logging.getLogger(__name__)
 

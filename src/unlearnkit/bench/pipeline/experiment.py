@@ -1,37 +1,34 @@
-"""Run one experiment: a dataset, model and scenario, several methods, several seeds.
+"""``Experiment``: one dataset, model and scenario; the rows of its (method, seed) cells.
 
-For each seed: build the scenario, get the original and the Retrain model from the cache (training
-them on a miss), run every method on a copy of the original (timing the unlearning call alone),
-evaluate, and append the row to ``rows.jsonl`` at once. An interrupted run keeps the models and
-rows it completed; re-running the same command resumes where it stopped.
+For each seed (``prepare``): build the scenario, get the original and the Retrain model from the
+cache (training them on a miss). For each cell (``run_cell``): run the method on a copy of the
+original, timing the unlearning call alone, and evaluate it through the metric registry; a scenario
+with a stream of deletion requests gives one row per request (``continual``). Writing the rows
+to an output folder and resuming is ``run.run_experiment``'s.
 """
 
 from __future__ import annotations
 
-import json
 import logging
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, Optional
+from typing import Any, Optional
 
 import numpy as np
 from torch import nn
 
-from .._version import __version__
-from ..data import DatasetBundle, load_dataset
-from ..errors import NoOpWarning, NonFiniteError, UnlearnkitError
-from ..evaluation.registry import MetricInputs, compute_metrics
-from ..methods import UnlearningMethod, get_method
-from ..models import build_model
-from ..scenarios import Scenario, ScenarioData, get_scenario
-from ..training import train_model
-from ..utils import Timer, atomic_write_text, resolve_device, seeded, stable_hash, to_jsonable, warm_up_torch
-from . import outdir
+from ...data import DatasetBundle, load_dataset
+from ...errors import NonFiniteError
+from ...evaluation.registry import MetricInputs, compute_metrics
+from ...methods import UnlearningMethod, get_method
+from ...models import build_model
+from ...scenarios import Scenario, ScenarioData, get_scenario
+from ...training import train_model
+from ...utils import Timer, resolve_device, seeded, stable_hash, warm_up_torch
 from .cache import ModelCache
-from .config import ExperimentConfig, cell_key, experiment_identity  # noqa: F401  (re-exported)
+from .config import ExperimentConfig, cell_key
 from .continual import RequestCheckpoint, run_requests
-from .runtime import apply_threads, plan_workers, progress_bar, runtime_key, runtime_record
+from .runtime import apply_threads, runtime_key
 
 log = logging.getLogger(__name__)
 
@@ -201,117 +198,3 @@ class Experiment:
         except NonFiniteError as exc:  # name the cell: a NaN model is an error, never a row
             c = self.config
             raise NonFiniteError(f"{c.dataset}/{c.model}/{c.scenario}: {exc}") from None
-
-
-def _read_rows(path: Path) -> dict[str, list[dict]]:
-    """Cell key -> its rows (a line holds "row", or "rows" for a cell of sequential requests)."""
-    rows: dict[str, list[dict]] = {}
-    if path.exists():
-        for line in path.read_text().splitlines():
-            try:
-                item = json.loads(line)
-            except json.JSONDecodeError:  # a line cut by a kill: that cell simply runs again
-                continue
-            rows[item["cell"]] = item["rows"] if "rows" in item else [item["row"]]
-    return rows
-
-
-def run_experiment(config: ExperimentConfig, out_dir: str | Path, *, cache: Optional[ModelCache] = None,
-                   progress: bool = True, overwrite: bool = False, workers: int = 1) -> dict[str, Any]:
-    """Run (or resume) an experiment and write results.json, report.md and plots to ``out_dir``.
-    A folder holding another experiment is refused unless ``overwrite`` (see ``outdir``).
-
-    ``workers`` > 1 computes cells in that many processes (0: as many as the cores allow at the
-    config's threads), the seeds side by side; rows, files and resuming are as with one process, and
-    a cell that fails there is reported, after the others have finished, in one ``UnlearnkitError``."""
-    from .report import summarize, write_outputs
-
-    out = Path(out_dir)
-    exp = Experiment(config, cache=cache, progress=progress, warm_up=False)  # warmed below where cells run here
-    exp.checkpoint_root = out / "requests"
-    identity = {k: v for k, v in config.to_dict().items() if k not in ("methods", "seeds", "method_params", "device")}
-    outdir.check_out_dir(out, identity, overwrite)
-    rows_path = out / outdir.ROWS_FILE
-    outdir.cut_torn_line(rows_path)
-    done, saved = _read_rows(rows_path), _saved_indices(out)
-    cells = [(s, m) for s in config.seeds for m in config.methods]
-    pending = [(s, m) for s, m in cells if not (cell_key(config, m, s) in done and str(s) in saved)]
-    workers = 1 if workers == 1 else min(plan_workers(workers, config.threads), max(1, len(pending)))
-    if workers == 1 and pending:
-        warm_up_torch()
-    bar = progress_bar(len(cells), progress, "cells")
-    bar.update(len(cells) - len(pending))
-    compute = _cells_in_process(exp, pending, bar) if workers == 1 else _cells_in_workers(exp, pending, bar, workers)
-    for seed, name, cell_rows, indices in compute:
-        key = cell_key(config, name, seed)
-        record = {"cell": key, "row": cell_rows[0]} if len(cell_rows) == 1 else {"cell": key, "rows": cell_rows}
-        if saved.get(str(seed)) != indices:  # first row of this seed
-            outdir.start_writing(out, identity)
-            saved[str(seed)] = indices
-            _save_indices(out, saved)
-        outdir.append_line(rows_path, json.dumps(to_jsonable(record)))
-        done[key] = cell_rows
-        bar.update(1)
-    bar.close()
-    rows = [r for s, m in cells for r in done[cell_key(config, m, s)]]  # the config's order, however computed
-    results = {"unlearnkit_version": __version__, "config": config.to_dict(),
-               "runtime": runtime_record(exp.device, config.threads, workers=workers), "rows": rows,
-               "summary": summarize(rows, group_keys=("method", "request") if any("request" in r for r in rows)
-                                    else ("method",)),
-               "forget_indices": {str(s): saved[str(s)] for s in config.seeds}}
-    write_outputs(results, out)
-    return results
-
-
-CellRows = Iterator[tuple[int, str, list[dict[str, Any]], list[int]]]
-
-
-def _cells_in_process(exp: Experiment, cells: list[tuple[int, str]], bar) -> CellRows:
-    """(seed, method, rows, forget indices) of each cell, computed here; a seed's context is reused."""
-    ctx: Optional[SeedContext] = None
-    for seed, name in cells:
-        if ctx is None or ctx.seed != seed:
-            bar.set_postfix_str(f"seed {seed}: original + retrain")
-            ctx = exp.prepare(seed)
-        bar.set_postfix_str(f"seed {seed}: {name}")
-        rows = exp.run_cell(ctx, name)
-        log.debug("seed %d %-14s forget %.3f test %.3f time %.2fs", seed, name, rows[-1]["forget_acc"],
-                  rows[-1]["test_acc"], rows[-1]["time_s"])
-        yield seed, name, rows, ctx.data.forget_indices.tolist()
-
-
-def _cells_in_workers(exp: Experiment, cells: list[tuple[int, str]], bar, workers: int) -> CellRows:
-    """The same, computed by ``workers`` processes (the benchmark runner's worker side); warnings
-    raised there are raised again here, naming the cell."""
-    from .runner import cell_payload, compute_cells, order_cells
-
-    c = exp.config
-    payloads = order_cells([cell_payload(c, m, s, cell_key(c, m, s), exp.cache, exp.checkpoint_root)
-                            for s, m in cells], context=lambda p: p["seed"])
-    failed = []
-    for payload, res in compute_cells(payloads, workers=workers, threads=c.threads):
-        where = f"seed {payload['seed']} {payload['method']}"
-        for text in res.get("warnings", ()):  # "Category: message" or "level (logger): message"
-            kind, _, message = text.partition(": ")
-            noop = kind == NoOpWarning.__name__
-            warnings.warn(f"{where}: {message if noop else text}", NoOpWarning if noop else RuntimeWarning,
-                          stacklevel=2)
-        if res["status"] != "done":
-            reason = (res.get("error") or "").strip().splitlines()
-            failed.append(f"{where}: {reason[-1] if reason else res['status']}")
-            continue
-        bar.set_postfix_str(where)
-        yield payload["seed"], payload["method"], res["rows"], res["forget_indices"]
-    if failed:
-        raise UnlearnkitError(f"{len(failed)} cell(s) failed (the others are saved): " + "; ".join(failed))
-
-
-def _saved_indices(out: Path) -> dict[str, list[int]]:
-    path = out / "forget_indices.json"
-    return json.loads(path.read_text()) if path.exists() else {}
-
-
-def _save_indices(out: Path, indices: dict[str, list[int]]) -> None:
-    """Replace the file with ``indices`` (every seed's: the caller holds what was read at the start)."""
-    atomic_write_text(out / "forget_indices.json", json.dumps(indices))
-

@@ -28,12 +28,12 @@ from typing import Any, Callable, Optional
 
 import numpy as np
 
-from ..errors import NoOpWarning, UnlearnkitError
-from ..evaluation.registry import CORE_METRICS
-from ..methods import METHODS, get_method
-from ..utils import stable_hash
-from .cache import ModelCache
-from .experiment import Experiment, ExperimentConfig, SeedContext
+from ...errors import NoOpWarning, UnlearnkitError
+from ...evaluation.registry import CORE_METRICS
+from ...methods import METHODS, get_method
+from ...utils import stable_hash
+from ..pipeline.cache import ModelCache
+from ..pipeline.experiment import Experiment, ExperimentConfig, SeedContext
 from .spec import BenchSpec, base_hash, load_spec
 from .store import ResultStore
 

@@ -18,9 +18,9 @@ import math
 from pathlib import Path
 from typing import Optional
 
-from ..evaluation.registry import METRICS
-from ..utils import atomic_write_text
-from .report import summarize
+from ...evaluation.registry import METRICS
+from ...utils import atomic_write_text
+from .summary import summarize
 
 REFERENCES = ("original", "retrain")
 #: summary columns that are not metrics of a row, with the direction that is better

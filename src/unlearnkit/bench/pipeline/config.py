@@ -12,15 +12,15 @@ import copy
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from .._version import __version__
-from ..checks import check_field_types, check_seeds
-from ..data import DATASETS
-from ..errors import UnlearnkitError
-from ..methods import METHODS, get_method
-from ..models import MODELS
-from ..scenarios import SCENARIOS
-from ..training import TrainRecipe, default_recipe
-from ..utils import resolve_device, stable_hash
+from ..._version import __version__
+from ...checks import check_field_types, check_seeds
+from ...data import DATASETS
+from ...errors import UnlearnkitError
+from ...methods import METHODS, get_method
+from ...models import MODELS
+from ...scenarios import SCENARIOS
+from ...training import TrainRecipe, default_recipe
+from ...utils import resolve_device, stable_hash
 from .runtime import runtime_key
 
 
@@ -116,3 +116,9 @@ def experiment_identity(config: ExperimentConfig) -> dict[str, Any]:
         c.pop(k)
     c["runtime"] = runtime_key(resolve_device(config.device), config.threads)
     return c
+
+
+def base_hash(config: ExperimentConfig) -> str:
+    """Hash of what determines an experiment's data and models (not methods, seeds or params), of
+    the typed values."""
+    return stable_hash(experiment_identity(config))

@@ -15,9 +15,9 @@ from __future__ import annotations
 
 from typing import Any, Callable, Iterable, Iterator, Optional
 
-from ..errors import UnlearnkitError
-from ..registry import Registry
-from ..utils import spawn_without_main
+from ...errors import UnlearnkitError
+from ...registry import Registry
+from ...utils import spawn_without_main
 
 Outcome = tuple[Any, Any, Optional[str]]
 

@@ -17,84 +17,35 @@ For one dataset / model / scenario (its forget set drawn with ``seed``) and seve
 
 Every trained model goes through the model cache (originals and Retrain share keys with ``run``'s
 where the data agree), so an interrupted audit resumes and a second audit with other methods only
-trains what is new. Each model is a job (``audit_jobs``) run on a backend of ``bench.backends``
-(``workers`` processes; 1 = in this process); ``audit_analysis`` turns their statistics into rows.
+trains what is new. Each model is a job (``jobs``) run on a backend of ``pipeline.backends``
+(``workers`` processes; 1 = in this process); ``analysis`` turns their statistics into rows;
+``stacked`` first trains same-shape models in stacks where that is on.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
-from .._version import __version__
-from ..errors import UnlearnkitError
-from ..methods import METHODS
-from ..methods.base import describe_data
-from .audit_analysis import analyse
-from .audit_jobs import AuditJob, _config_payload, _init_worker, _scenario_pieces, plan_jobs, run_job
-from .backends import get_backend
-from .cache import ModelCache
-from .experiment import Experiment, ExperimentConfig
-from .runtime import plan_workers, progress_bar, runtime_record
+from ..._version import __version__
+from ...errors import UnlearnkitError
+from ...methods import METHODS
+from ...methods.base import describe_data
+from ..pipeline.backends import get_backend
+from ..pipeline.cache import ModelCache
+from ..pipeline.config import ExperimentConfig
+from ..pipeline.experiment import Experiment
+from ..pipeline.runtime import progress_bar, runtime_record
+from ..reports.audit import write_audit_outputs
+from ..reports.summary import summarize
+from .analysis import analyse
+from .config import AuditConfig
+from .jobs import AuditJob, config_payload, init_worker, plan_jobs, run_job, scenario_pieces
+from .stacked import pretrain_stacked
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class AuditConfig:
-    """An audit: the experiment (dataset, model, scenario, methods; ``seeds[0]`` draws the forget
-    set) and the attack sizes."""
-
-    experiment: ExperimentConfig = field(default_factory=ExperimentConfig)
-    shadow_models: int = 16      # K: LiRA shadows and U-LiRA (unlearned, retrained) pairs
-    challenge_models: int = 32   # N: unlearned and retrained models of the challenge score
-    variance: str = "auto"       # Gaussian variance: auto (global below 64 models), global, per_example
-    augment: str = "none"        # phi averaged over views: none, flip (images trained with flips)
-    workers: int = 0             # processes; 0 = auto (CPU cores, at most 8), 1 = in this process
-    #: U-LiRA shadow originals: "shadow" = K originals of their own (Hayes et al.: the attacker simulates
-    #: training too), "shared" = reuse the N challenge runs from the one Original (no extra models; a
-    #: stronger attacker who knows the original's randomness)
-    ulira_originals: str = "shadow"
-    lira: bool = True
-    ulira: bool = True
-    challenge: bool = True
-    #: train same-shape models in stacks (bench/audit_stacked.py); False = one by one
-    vectorize: bool = True
-    backend: str = "local"       # where the jobs run (bench/backends.py): local or ray
-    address: Optional[str] = None  # Ray cluster address (ray backend)
-
-    def validate(self) -> None:
-        self.experiment.validate()
-        if self.shadow_models < 4 or self.shadow_models % 2:
-            raise UnlearnkitError(f"--shadow-models must be an even number >= 4, got {self.shadow_models}")
-        if self.challenge_models < 3:
-            raise UnlearnkitError(f"--challenge-models must be >= 3, got {self.challenge_models}")
-        if self.variance not in ("auto", "global", "per_example"):
-            raise UnlearnkitError(f"variance={self.variance!r}: use auto, global or per_example")
-        if self.augment not in ("none", "flip"):
-            raise UnlearnkitError(f"augment={self.augment!r}: use none or flip")
-        if self.ulira_originals not in ("shadow", "shared"):
-            raise UnlearnkitError(f"ulira_originals={self.ulira_originals!r}: use shadow or shared")
-        if self.ulira and self.ulira_originals == "shared" and not self.challenge:
-            raise UnlearnkitError("U-LiRA with shared originals reuses the challenge models: do not skip the challenge")
-        if self.workers < 0:
-            raise UnlearnkitError(f"workers must be >= 0, got {self.workers}")
-        get_backend(self.backend, self.address)  # unknown names fail here, listing the valid ones
-
-    @property
-    def seed(self) -> int:
-        return self.experiment.seeds[0]
-
-    def n_workers(self) -> int:
-        return plan_workers(self.workers, self.experiment.threads)
-
-    def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["experiment"] = self.experiment.to_dict()
-        return d
 
 
 def _execute(jobs: list[AuditJob], cfg: AuditConfig, cache: ModelCache, progress: bool) -> tuple[dict, dict]:
@@ -105,7 +56,7 @@ def _execute(jobs: list[AuditJob], cfg: AuditConfig, cache: ModelCache, progress
     bar = progress_bar(len(jobs), progress, "audit models")
     outcomes = get_backend(cfg.backend, cfg.address).run(
         run_job, jobs, workers=min(cfg.n_workers(), len(jobs)), threads=cfg.experiment.threads,
-        initializer=_init_worker, initargs=(_config_payload(cfg), str(cache.root), cache.enabled))
+        initializer=init_worker, initargs=(config_payload(cfg), str(cache.root), cache.enabled))
     for job, result, error in outcomes:
         if error is None:
             results[job.id] = result
@@ -139,7 +90,7 @@ def run_audit(config: AuditConfig, out_dir: str | Path | None = None, *, cache: 
     cache = cache or ModelCache()
     start = time.perf_counter()
     exp = Experiment(config.experiment, cache=cache, progress=False)
-    pieces = _scenario_pieces(exp, _config_payload(config))
+    pieces = scenario_pieces(exp, config_payload(config))
     data = pieces["data"]
     methods, skipped = runnable_methods(exp, data)
     jobs = plan_jobs(config, methods)
@@ -147,8 +98,6 @@ def run_audit(config: AuditConfig, out_dir: str | Path | None = None, *, cache: 
              config.challenge_models, min(config.n_workers(), len(jobs)))
     stacked = {"skipped": "vectorize=False"}
     if config.vectorize:
-        from .audit_stacked import pretrain_stacked
-
         stacked = pretrain_stacked(jobs, config, cache, min(config.n_workers(), len(jobs)), exp.new_model(0))
     results, errors = _execute(jobs, config, cache, progress)
     for job_id in stacked.pop("trained", []):  # trained in this run (stacked), loaded by its job
@@ -162,16 +111,12 @@ def run_audit(config: AuditConfig, out_dir: str | Path | None = None, *, cache: 
     audit["n_models"] = len(jobs)
     audit["n_trained"] = sum(1 for r in results.values() if not r.get("cached"))
     audit["stacked_training"] = stacked
-    from .report import summarize
-
     rows = audit.pop("rows")
     out = {"unlearnkit_version": __version__, "config": config.experiment.to_dict(),
            "runtime": runtime_record(exp.device, config.experiment.threads, audit["workers"]),
            "audit_config": config.to_dict(), "rows": rows, "summary": summarize(rows),
            "forget_indices": {str(config.seed): data.forget_indices.tolist()}, "audit": audit}
     if out_dir is not None:
-        from .audit_report import write_audit_outputs
-
         write_audit_outputs(out, Path(out_dir))
     return out
 
@@ -199,4 +144,3 @@ def audit(dataset: str = "digits", model: str = "cnn", scenario: str = "random",
 
 
 
-__all__ = ["AuditConfig", "audit", "run_audit", "run_job", "runnable_methods"]

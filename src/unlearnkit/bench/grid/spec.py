@@ -26,11 +26,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
-from ..checks import check_seeds, read_yaml
-from ..data.datasets import non_default_options
-from ..errors import UnlearnkitError, UnknownNameError
-from ..utils import stable_hash
-from .config import ExperimentConfig, cell_key, experiment_identity
+from ...checks import check_seeds, read_yaml
+from ...data.datasets import non_default_options
+from ...errors import UnlearnkitError, UnknownNameError
+from ...utils import stable_hash
+from ..pipeline.config import ExperimentConfig, base_hash, cell_key, experiment_identity  # noqa: F401 (base_hash re-exported)
 
 SPEC_KEYS = {"name", "description", "seeds", "datasets", "models", "scenarios", "methods", "method_params",
              "search", "tune", "device", "threads"}
@@ -85,8 +85,8 @@ class BenchSpec:
         """Load each dataset and build each scenario once (first seed), so that configuration errors
         that depend on the data (a forget size that selects nothing, a class the dataset lacks, a bad
         dataset option) fail before any cell runs instead of in every cell."""
-        from ..data import load_dataset
-        from ..scenarios import get_scenario
+        from ...data import load_dataset
+        from ...scenarios import get_scenario
 
         bundles: dict[str, Any] = {}
         for c in self.experiments:
@@ -138,7 +138,7 @@ def _check_search(search: dict) -> None:
 def _check_space_values(method: str, space: dict) -> None:
     """Every searched name is a hyperparameter of the method and every end of its range (or every
     choice) is a valid value, so that a bad space fails before the first trial, not after all of them."""
-    from ..methods import METHODS, get_method
+    from ...methods import METHODS, get_method
 
     if method not in METHODS:
         return  # reported with the other unregistered names
@@ -157,7 +157,7 @@ def _check_space_values(method: str, space: dict) -> None:
 
 def _check_method_names(data: dict, mentioned: set, where: str) -> None:
     """Every method the spec names (top level and per scenario) must be registered."""
-    from ..methods import METHODS
+    from ...methods import METHODS
 
     for s in _as_list(data.get("scenarios"), "scenarios"):
         if isinstance(s, dict):
@@ -247,9 +247,3 @@ def parse_spec(data: dict, path: Optional[Path] = None, tuned: Optional[dict] = 
 def load_spec(path: str | Path, tuned: Optional[dict] = None) -> BenchSpec:
     path = Path(path)
     return parse_spec(read_yaml(path, "spec file"), path, tuned)
-
-
-def base_hash(config: ExperimentConfig) -> str:
-    """Hash of what determines an experiment's data and models (not methods, seeds or params), of
-    the typed values."""
-    return stable_hash(experiment_identity(config))

@@ -17,38 +17,37 @@ from typing import Any, Optional
 
 import torch
 
-from ..methods import get_method
-from ..training_stacked import TrainingRun, stack_blocker, train_many
-from ..utils import Timer, spawn_without_main
+from ...methods import get_method
+from ...training_stacked import TrainingRun, stack_blocker, train_many
+from ...utils import Timer, spawn_without_main
+from . import jobs as audit_jobs
 
 log = logging.getLogger(__name__)
 
 
 def _plan(st: dict, job: tuple) -> Optional[tuple[dict, TrainingRun, Any]]:
     """(cache key, run, recipe) for a job whose model is missing from the cache and is plain training."""
-    from . import audit_jobs as A
-
     exp, data, cache = st["exp"], st["data"], st["cache"]
     kind, method, k, seed, _ = job
     if kind == "original":
-        key, run, recipe = A._original_key(exp, data, k), None, exp.config.training_recipe()
+        key, run, recipe = audit_jobs.original_key(exp, data, k), None, exp.config.training_recipe()
         if not cache.path(key).exists():
             run = TrainingRun(exp.new_model(k), data.train, torch.Generator().manual_seed(k))
     elif kind == "retrain" or (method == "retrain" and not exp.config.method_params.get("retrain")):
-        key = A._retrain_key(exp, data, seed)
+        key = audit_jobs.retrain_key(exp, data, seed)
         planned = None if cache.path(key).exists() else get_method("retrain").training_run(
             exp.new_model(seed), data.task, seed=seed, device=exp.device)
         run, recipe = planned if planned else (None, None)
     elif kind == "shadow":
-        key, rows = A._shadow_key(st, k)
+        key, rows = audit_jobs.shadow_key(st, k)
         run, recipe = None, exp.config.training_recipe()
         if not cache.path(key).exists():
             run = TrainingRun(exp.new_model(seed), st["pool"].subset(rows), torch.Generator().manual_seed(seed))
     else:
         algorithm = get_method(method, **exp.config.method_params.get(method, {}))
-        original, _ = A._get_original(st, k)
-        task_data = A._task_data(st, original)
-        key = A._unlearned_key(exp, task_data, method, algorithm, k, seed)
+        original, _ = audit_jobs.get_original(st, k)
+        task_data = audit_jobs.task_data(st, original)
+        key = audit_jobs.unlearned_key(exp, task_data, method, algorithm, k, seed)
         planned = None if cache.path(key).exists() else algorithm.training_run(
             original, task_data.task, seed=seed, device=exp.device)
         run, recipe = planned if planned else (None, None)
@@ -58,9 +57,7 @@ def _plan(st: dict, job: tuple) -> Optional[tuple[dict, TrainingRun, Any]]:
 def train_chunk(chunk: list[tuple]) -> list[tuple]:
     """Worker side: train the chunk's uncached plain-training models as stacks and cache them.
     Returns the ids (``job[:4]``) of the models it trained."""
-    from . import audit_jobs as A
-
-    st = A._context()
+    st = audit_jobs.worker_context()
     groups: dict[str, list[tuple]] = {}
     for job in chunk:
         planned = _plan(st, job)
@@ -97,8 +94,6 @@ def pretrain_stacked(jobs: list[tuple], cfg, cache, workers: int, model, max_sta
     """Train every stackable model of ``jobs`` (phase 1, then phase 2) in stacks and cache them;
     ``model`` is an instance of the architecture. Returns what it did, for the results, with
     ``trained``: the ids of the models it trained."""
-    from . import audit_jobs as A
-
     if not cache.enabled:
         return {"skipped": "the model cache is disabled (stacked models reach their jobs through it)"}
     blocker = stack_blocker(model)
@@ -107,15 +102,15 @@ def pretrain_stacked(jobs: list[tuple], cfg, cache, workers: int, model, max_sta
     phases = [[j for j in jobs if j[0] != "unlearned"], [j for j in jobs if j[0] == "unlearned"]]
     # at least two chunks per worker, so that every core trains a stack
     size = max(2, min(max_stack, -(-len(phases[0]) // (2 * max(1, workers)))))
-    init_args = (A._config_payload(cfg), str(cache.root), cache.enabled)
+    init_args = (audit_jobs.config_payload(cfg), str(cache.root), cache.enabled)
     if workers <= 1:
-        A._init_worker(*init_args)
+        audit_jobs.init_worker(*init_args)
         trained = [i for phase in phases for chunk in _chunks(phase, size) for i in _run_chunk(chunk)]
         return {"stacked_models": len(trained), "max_stack": size, "trained": trained}
     import multiprocessing as mp
 
     trained = []  # each worker's Experiment applies the threading policy (the config's threads)
-    with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"), initializer=A._init_worker,
+    with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"), initializer=audit_jobs.init_worker,
                              initargs=init_args) as pool, spawn_without_main():
         for phase in phases:  # phase 2 starts from the originals phase 1 trained
             trained += [i for ids in pool.map(_run_chunk, _chunks(phase, size)) for i in ids]

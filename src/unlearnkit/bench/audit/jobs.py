@@ -2,8 +2,8 @@
 cache in a worker process and returned as statistics (phi on the whole population, metrics).
 
 A worker process keeps its shared pieces (experiment, scenario data, attack population, LiRA keep
-matrix) in ``_STATE``, set up by ``_init_worker`` and completed on first use, so that a process pool
-initializer can prepare it; jobs are independent, so any backend of ``bench.backends`` runs them.
+matrix) in ``_STATE``, set up by ``init_worker`` and completed on first use, so that a process pool
+initializer can prepare it; jobs are independent, so any backend of ``pipeline.backends`` runs them.
 """
 
 from __future__ import annotations
@@ -11,24 +11,23 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any, NamedTuple, Optional
+from typing import Any, NamedTuple, Optional
 
 import numpy as np
 
-from .._version import __version__
-from ..data.split import Split
-from ..evaluation.attacks import balanced_keep_matrix
-from ..evaluation.attacks.base import model_statistic
-from ..evaluation.registry import MetricInputs, compute_metrics
-from ..methods import get_method
-from ..training import train_model
-from ..utils import Timer, exit_with_parent, seeded, stable_hash
-from .cache import ModelCache
-from .experiment import Experiment, ExperimentConfig
-from .runtime import runtime_key
-
-if TYPE_CHECKING:
-    from .audit import AuditConfig
+from ..._version import __version__
+from ...data.split import Split
+from ...evaluation.attacks import balanced_keep_matrix
+from ...evaluation.attacks.base import model_statistic
+from ...evaluation.registry import MetricInputs, compute_metrics
+from ...methods import get_method
+from ...training import train_model
+from ...utils import Timer, exit_with_parent, seeded, stable_hash
+from ..pipeline.cache import ModelCache
+from ..pipeline.config import ExperimentConfig
+from ..pipeline.experiment import Experiment
+from ..pipeline.runtime import runtime_key
+from .config import AuditConfig
 
 log = logging.getLogger(__name__)
 
@@ -63,25 +62,25 @@ class AuditJob(NamedTuple):
 _STATE: dict[str, Any] = {}
 
 
-def _init_worker(config: dict, cache_root: Optional[str], cache_enabled: bool) -> None:
+def init_worker(config: dict, cache_root: Optional[str], cache_enabled: bool) -> None:
     exit_with_parent()
     _STATE.clear()
     _STATE["config"] = config
     _STATE["cache"] = ModelCache(cache_root, enabled=cache_enabled)
 
 
-def _context() -> dict[str, Any]:
+def worker_context() -> dict[str, Any]:
     """Per-process shared pieces, built once: experiment, scenario data, pool, keep matrix."""
     if "exp" not in _STATE:
         cfg = _STATE["config"]
         ecfg = ExperimentConfig(**cfg["experiment"])
         exp = Experiment(ecfg, cache=_STATE["cache"], progress=False)
-        _STATE.update(exp=exp, **_scenario_pieces(exp, cfg))
+        _STATE.update(exp=exp, **scenario_pieces(exp, cfg))
     return _STATE
 
 
-def _scenario_pieces(exp: Experiment, cfg: dict) -> dict[str, Any]:
-    from ..scenarios import get_scenario
+def scenario_pieces(exp: Experiment, cfg: dict) -> dict[str, Any]:
+    from ...scenarios import get_scenario
 
     seed = cfg["experiment"]["seeds"][0]
     c = exp.config
@@ -95,16 +94,16 @@ def _scenario_pieces(exp: Experiment, cfg: dict) -> dict[str, Any]:
     return {"scenario": scenario, "data": data, "pool": pool, "keep": keep, "n_train": len(data.train)}
 
 
-def _original_key(exp: Experiment, data, k: int) -> dict:
+def original_key(exp: Experiment, data, k: int) -> dict:
     return exp.model_key(k, data)
 
 
-def _retrain_key(exp: Experiment, data, j: int) -> dict:
+def retrain_key(exp: Experiment, data, j: int) -> dict:
     return {**exp.model_key(j, data), "kind": "retrain", "forget": stable_hash(data.forget_indices.tolist()),
             "corrected": None if data.task.corrected is None else stable_hash(data.task.corrected.x.sum().item())}
 
 
-def _get_original(st: dict, k: int):
+def get_original(st: dict, k: int):
     exp, data = st["exp"], st["data"]
     recipe = exp.config.training_recipe()
 
@@ -114,11 +113,11 @@ def _get_original(st: dict, k: int):
             train_model(model, data.train, recipe, seed=k, device=exp.device)
         return model.cpu(), {"time_s": t.seconds}
 
-    model, meta = st["cache"].get_or_create(_original_key(exp, data, k), exp.new_model(k), create)
+    model, meta = st["cache"].get_or_create(original_key(exp, data, k), exp.new_model(k), create)
     return model.eval(), meta
 
 
-def _get_retrain(st: dict, j: int):
+def get_retrain(st: dict, j: int):
     exp, data = st["exp"], st["data"]
 
     def create():  # Retrain re-initialises: an untrained model of the architecture is enough
@@ -126,11 +125,11 @@ def _get_retrain(st: dict, j: int):
             model = get_method("retrain").unlearn(exp.new_model(j), data.task, seed=j, device=exp.device)
         return model.cpu(), {"time_s": t.seconds}
 
-    model, meta = st["cache"].get_or_create(_retrain_key(exp, data, j), exp.new_model(j), create)
+    model, meta = st["cache"].get_or_create(retrain_key(exp, data, j), exp.new_model(j), create)
     return model.eval(), meta
 
 
-def _shadow_key(st: dict, k: int) -> tuple[dict, np.ndarray]:
+def shadow_key(st: dict, k: int) -> tuple[dict, np.ndarray]:
     """Cache key of LiRA shadow ``k`` and the pool rows it trains on."""
     c = st["exp"].config
     rows = np.flatnonzero(st["keep"][k])
@@ -141,10 +140,10 @@ def _shadow_key(st: dict, k: int) -> tuple[dict, np.ndarray]:
     return key, rows
 
 
-def _get_shadow(st: dict, k: int):
+def get_shadow(st: dict, k: int):
     exp, pool = st["exp"], st["pool"]
     seed = SHADOW_SEED + k
-    key, rows = _shadow_key(st, k)
+    key, rows = shadow_key(st, k)
 
     def create():
         model = exp.new_model(seed)
@@ -156,30 +155,30 @@ def _get_shadow(st: dict, k: int):
     return model.eval(), meta
 
 
-def _task_data(st: dict, original):
+def task_data(st: dict, original):
     """The worker's scenario data with its own metadata: prepare_task may add what depends on the original."""
     data = replace(st["data"], task=replace(st["data"].task, metadata=dict(st["data"].task.metadata)))
     st["scenario"].prepare_task(original, data)
     return data
 
 
-def _unlearned_key(exp: Experiment, data, method: str, algorithm, k: int, seed: int) -> dict:
+def unlearned_key(exp: Experiment, data, method: str, algorithm, k: int, seed: int) -> dict:
     # resolved hyperparameters (defaults included): a changed default must not reuse a cached model
     return {"kind": "unlearned", "method": method, "params": algorithm.params.to_dict(),
-            "original": _original_key(exp, data, k), "forget": stable_hash(data.forget_indices.tolist()),
+            "original": original_key(exp, data, k), "forget": stable_hash(data.forget_indices.tolist()),
             "seed": seed, "version": __version__}
 
 
-def _get_unlearned(st: dict, method: str, k: int, seed: int):
+def get_unlearned(st: dict, method: str, k: int, seed: int):
     exp = st["exp"]
     params = exp.config.method_params.get(method, {})
     if method == "retrain" and not params:  # Retrain ignores the input weights: share the pool
-        return _get_retrain(st, seed)
-    original, _ = _get_original(st, k)
-    data = _task_data(st, original)
+        return get_retrain(st, seed)
+    original, _ = get_original(st, k)
+    data = task_data(st, original)
     algorithm = get_method(method, **params)
     original = exp.start_model(k, data, original, algorithm)  # SISA: its shard ensemble of original k
-    key = _unlearned_key(exp, data, method, algorithm, k, seed)
+    key = unlearned_key(exp, data, method, algorithm, k, seed)
 
     def create():
         with Timer() as t:
@@ -194,17 +193,17 @@ def _get_unlearned(st: dict, method: str, k: int, seed: int):
 
 def run_job(job: AuditJob) -> dict[str, Any]:
     """Build (or load) one model and return its statistics."""
-    st = _context()
+    st = worker_context()
     kind, method, k, seed, full = job
     t0 = time.perf_counter()
     if kind == "original":
-        model, meta = _get_original(st, k)
+        model, meta = get_original(st, k)
     elif kind == "retrain":
-        model, meta = _get_retrain(st, k)
+        model, meta = get_retrain(st, k)
     elif kind == "shadow":
-        model, meta = _get_shadow(st, k)
+        model, meta = get_shadow(st, k)
     else:
-        model, meta = _get_unlearned(st, method, k, seed)
+        model, meta = get_unlearned(st, method, k, seed)
     cfg = _STATE["config"]
     data, pool = st["data"], st["pool"]
     phi = model_statistic(model, pool, cfg["augment"])
@@ -213,7 +212,7 @@ def run_job(job: AuditJob) -> dict[str, Any]:
     if kind != "shadow":
         # every model: the metrics averaged over the N challenge runs; the main model: all of them
         names = None if full else PER_RUN_METRICS
-        reference = _get_retrain(st, 0)[0] if full else None
+        reference = get_retrain(st, 0)[0] if full else None
         inputs = MetricInputs(data.task, reference=reference, seed=cfg["experiment"]["seeds"][0])
         out["metrics"], _ = compute_metrics(model, inputs, names)
         if full:
@@ -225,7 +224,7 @@ def run_job(job: AuditJob) -> dict[str, Any]:
     return out
 
 
-def plan_jobs(cfg: "AuditConfig", methods: list[str]) -> list[AuditJob]:
+def plan_jobs(cfg: AuditConfig, methods: list[str]) -> list[AuditJob]:
     """Every model the audit needs, each once (Retrain as a method maps onto the Retrain pool)."""
     K, N = cfg.shadow_models, cfg.challenge_models
     jobs: list[AuditJob] = []
@@ -247,7 +246,7 @@ def plan_jobs(cfg: "AuditConfig", methods: list[str]) -> list[AuditJob]:
         if shadow_ulira:
             runs |= {(k, UNLEARN_SEED + k) for k in range(K)}
         runs.add((0, UNLEARN_SEED))
-        if _is_plain_retrain(cfg, m):  # the model depends on the seed only: one job per seed
+        if is_plain_retrain(cfg, m):  # the model depends on the seed only: one job per seed
             runs = {(0, s) for _, s in runs}
         for k, s in sorted(runs, key=lambda r: (r[1], r[0])):
             jobs.append(AuditJob("unlearned", m, k, s, (k, s) == (0, UNLEARN_SEED)))
@@ -257,9 +256,9 @@ def plan_jobs(cfg: "AuditConfig", methods: list[str]) -> list[AuditJob]:
     return list(unique.values())
 
 
-def _is_plain_retrain(cfg: "AuditConfig", method: str) -> bool:
+def is_plain_retrain(cfg: AuditConfig, method: str) -> bool:
     return method == "retrain" and not cfg.experiment.method_params.get("retrain")
 
 
-def _config_payload(cfg: "AuditConfig") -> dict:
+def config_payload(cfg: AuditConfig) -> dict:
     return {"experiment": cfg.experiment.to_dict(), "shadow_models": cfg.shadow_models, "augment": cfg.augment}

@@ -1,4 +1,4 @@
-"""The audit's analysis: from the statistics of every model (``audit_jobs.run_job``) to one row per
+"""The audit's analysis: from the statistics of every model (``jobs.run_job``) to one row per
 method (metrics, LiRA on the forget set, U-LiRA, the challenge score) and the audit summary (LiRA
 against the Original, ROC curves, per-example distributions). Pure computation: no model is touched.
 """
@@ -6,23 +6,21 @@ against the Original, ROC curves, per-example distributions). Pure computation: 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Optional
+from typing import Any, Optional
 
 import numpy as np
 
-from ..evaluation.attacks import LiRA, challenge_score, ulira_leave_one_out
-from ..evaluation.attacks.base import AttackResult
-from .audit_jobs import PER_RUN_METRICS, SHADOW_SEED, UNLEARN_SEED, AuditJob, _is_plain_retrain
-
-if TYPE_CHECKING:
-    from .audit import AuditConfig
+from ...evaluation.attacks import LiRA, challenge_score, ulira_leave_one_out
+from ...evaluation.attacks.base import AttackResult
+from .config import AuditConfig
+from .jobs import PER_RUN_METRICS, SHADOW_SEED, UNLEARN_SEED, AuditJob, is_plain_retrain
 
 
 @dataclass
 class Analysis:
     """The statistics of one audit and what is derived from them, method by method."""
 
-    cfg: "AuditConfig"
+    cfg: AuditConfig
     pieces: dict              # the scenario data, LiRA keep matrix and training-set size
     results: dict             # job id -> statistics
     errors: dict              # job id -> error
@@ -49,7 +47,7 @@ class Analysis:
     def unlearned_key(self, method: str, k: int, seed: int) -> tuple:
         if method == "original":
             return ("original", "", k, k)
-        if _is_plain_retrain(self.cfg, method):
+        if is_plain_retrain(self.cfg, method):
             return ("unlearned", method, 0, seed)
         return ("unlearned", method, k, seed)
 
@@ -157,7 +155,7 @@ def main_and_runs(analysis: Analysis, m: str, main: dict) -> list[dict]:
     return [r for r in runs if r is not None] or [main]
 
 
-def analyse(cfg: "AuditConfig", methods: list[str], pieces: dict, results: dict, errors: dict) -> dict[str, Any]:
+def analyse(cfg: AuditConfig, methods: list[str], pieces: dict, results: dict, errors: dict) -> dict[str, Any]:
     """The audit summary with ``rows`` (one per method) from the statistics of every job."""
     analysis = Analysis(cfg, pieces, results, errors)
     analysis.fit_lira()

@@ -17,7 +17,7 @@ import platform
 
 import torch
 
-from ..errors import UnlearnkitError
+from ...errors import UnlearnkitError
 
 #: parallel processes at most, whatever the core count (memory, not cores, limits beyond this)
 MAX_WORKERS = 8
