@@ -24,6 +24,7 @@ from ...errors import MissingSplitError, UnlearnkitError
 from ...utils import exit_with_parent, stable_hash
 from .backends import get_backend
 from .cache import ModelCache
+from .comparison import ComparisonCollector
 from .config import ExperimentConfig, base_hash
 from .experiment import Experiment
 from .runtime import apply_threads
@@ -108,8 +109,12 @@ def _compute_cell(payload: dict[str, Any], config: ExperimentConfig, method: str
         out["forget_indices"] = ctx.data.forget_indices.tolist()
         out["forget_hash"] = stable_hash(out["forget_indices"])
         out["prepare_s"] = prepare_s
+        compare_seed = payload.get("compare_seed")
+        collector = exp.on_model = None if compare_seed is None else ComparisonCollector(compare_seed)
         rows = exp.run_cell(ctx, method)
         out.update(status="done", rows=rows, time_s=float(sum(r["time_s"] for r in rows)))
+        if collector is not None:
+            out["comparison"] = collector.take(method)
     except MissingSplitError as exc:  # the method cannot apply here: it needs a split this scenario lacks
         out.update(status="skipped", error=f"{type(exc).__name__}: {exc}")
     except UnlearnkitError as exc:  # a configuration error (or a diverged model): an error, in one line
@@ -119,11 +124,13 @@ def _compute_cell(payload: dict[str, Any], config: ExperimentConfig, method: str
 
 
 def cell_payload(config: ExperimentConfig, method: str, seed: int, key: str, cache: ModelCache,
-                 checkpoint_root: Optional[Path] = None) -> dict[str, Any]:
-    """What ``execute_cell`` needs to compute one cell in a worker (plain, picklable values)."""
+                 checkpoint_root: Optional[Path] = None, compare_seed: Optional[int] = None) -> dict[str, Any]:
+    """What ``execute_cell`` needs to compute one cell in a worker (plain, picklable values); with
+    ``compare_seed``, a cell of that seed also returns its comparison record (``pipeline/comparison.py``)."""
     return {"config": config.to_dict(), "method": method, "seed": seed, "cell_key": key,
             "cache_root": str(cache.root), "cache_enabled": cache.enabled,
-            "checkpoint_root": None if checkpoint_root is None else str(checkpoint_root)}
+            "checkpoint_root": None if checkpoint_root is None else str(checkpoint_root),
+            "compare_seed": compare_seed}
 
 
 def compute_cells(payloads: list[dict[str, Any]], *, workers: int, threads: int, backend: str = "local",
