@@ -9,14 +9,17 @@
                       "#bcbd22", "#17becf", "#393b79", "#637939", "#8c6d31", "#843c39", "#7b4173", "#3182bd",
                       "#e6550d", "#31a354", "#756bb1", "#636363"];
   var SPLITS = ["forget", "retain", "test"];
+  var SYMBOL = ["circle", "diamond", "square"];
+  var HEAT = [[0, "#ffffff"], [0.02, "#eef4fb"], [0.5, "#6fa8dc"], [1, "#0b3d74"]];
   var CONFIG = {displaylogo: false, responsive: true, modeBarButtonsToRemove: ["lasso2d", "select2d"]};
   var FONT = {family: "-apple-system, Segoe UI, Roboto, Helvetica, Arial, sans-serif", size: 12, color: "#1f2933"};
 
   window.addEventListener("error", function (e) { failures.push("script: " + e.message); finish(); });
 
   function base(extra) {
-    var layout = {font: FONT, margin: {l: 56, r: 16, t: 36, b: 48}, paper_bgcolor: "#fff", plot_bgcolor: "#fff",
-                  legend: {orientation: "h", y: -0.18, x: 0}, hoverlabel: {font: {size: 12}}};
+    var layout = {font: FONT, margin: {l: 56, r: 16, t: 64, b: 48}, paper_bgcolor: "#fff", plot_bgcolor: "#fff",
+                  legend: {orientation: "h", x: 0, xanchor: "left", y: 1.2, yanchor: "bottom"},
+                  hoverlabel: {font: {size: 12}}};
     for (var k in extra) { layout[k] = extra[k]; }
     return layout;
   }
@@ -29,24 +32,32 @@
   function axis(i, extra) { var a = {anchor: "y" + (i ? i + 1 : ""), domain: [i / 3 + 0.02, (i + 1) / 3 - 0.02]};
     for (var k in extra) { a[k] = extra[k]; } return a; }
   function panelTitles(names) { return names.map(function (t, i) {
-    return {text: "<b>" + t + "</b>", xref: "x" + (i ? i + 1 : "") + " domain", yref: "paper", x: 0.5, y: 1.08,
+    return {text: "<b>" + t + "</b>", xref: "x" + (i ? i + 1 : "") + " domain", yref: "paper", x: 0.5, y: 1.01, yanchor: "bottom",
             showarrow: false, font: {size: 13}}; }); }
 
-  // -- per-class accuracy: forget | retain | test, grouped bars of the three models ---------------------
+  // -- per-class accuracy: forget | retain | test, the three models side by side per class -------------
   function perClass(m) {
-    var traces = [], layout = base({barmode: "group", height: 340, annotations: panelTitles(SPLITS)});
-    var classes = range(D.num_classes);
+    var traces = [], layout = base({height: 340, annotations: panelTitles(SPLITS)});
+    var classes = range(D.num_classes), ms = models(m), lo = 100;
     SPLITS.forEach(function (split, i) {
       var sfx = i ? String(i + 1) : "";
-      layout["xaxis" + sfx] = axis(i, {title: {text: "class"}, tickmode: "array", tickvals: classes, anchor: "y" + sfx});
-      layout["yaxis" + sfx] = {domain: [0, 1], range: [0, 105], anchor: "x" + sfx,
-                               title: i ? undefined : {text: "accuracy (%)"}, ticksuffix: i ? "" : ""};
-      models(m).forEach(function (p) {
+      ms.forEach(function (p, j) {
         var acc = (p[1].per_class[split] || []).map(pct);
-        traces.push({type: "bar", name: label(p[0]), x: classes, y: acc, xaxis: "x" + sfx, yaxis: "y" + sfx,
-                     marker: {color: colorOf(p[0])}, legendgroup: p[0], showlegend: i === 0,
-                     hovertemplate: label(p[0]) + ", " + split + ", class %{x}: %{y:.1f}%<extra></extra>"});
+        acc.forEach(function (a) { if (a !== null && a < lo) { lo = a; } });
+        traces.push({type: "scatter", mode: "markers", name: label(p[0]), xaxis: "x" + sfx, yaxis: "y" + sfx,
+                     x: classes.map(function (c) { return c + (j - (ms.length - 1) / 2) * 0.24; }), y: acc,
+                     customdata: classes, marker: {color: colorOf(p[0]), size: 9, symbol: SYMBOL[j % SYMBOL.length],
+                     line: {width: 1, color: "#fff"}}, legendgroup: p[0], showlegend: i === 0,
+                     hovertemplate: label(p[0]) + ", " + split + ", class %{customdata}: %{y:.1f}%<extra></extra>"});
       });
+    });
+    var floor = Math.max(0, Math.floor((lo - 4) / 5) * 5);
+    SPLITS.forEach(function (split, i) {
+      var sfx = i ? String(i + 1) : "";
+      layout["xaxis" + sfx] = axis(i, {title: {text: "class"}, tickvals: classes, range: [-0.6, D.num_classes - 0.4],
+                                       anchor: "y" + sfx, showgrid: false});
+      layout["yaxis" + sfx] = {domain: [0, 1], range: [floor, 101.5], anchor: "x" + sfx, gridcolor: "#eef1f4",
+                               title: i ? undefined : {text: "accuracy (%)"}};
     });
     return Plotly.react("per-class", traces, layout, CONFIG);
   }
@@ -63,10 +74,11 @@
       layout["xaxis" + sfx] = axis(i, {title: {text: "predicted"}, tickvals: ticks, anchor: "y" + sfx, constrain: "domain"});
       layout["yaxis" + sfx] = {domain: [0, 1], anchor: "x" + sfx, tickvals: ticks, autorange: "reversed",
                                scaleanchor: "x" + sfx, title: i ? undefined : {text: "true class"}};
-      traces.push({type: "heatmap", z: share, x: ticks, y: ticks, text: rows, xaxis: "x" + sfx, yaxis: "y" + sfx,
-                   zmin: 0, zmax: 100, colorscale: "Blues", showscale: i === ms.length - 1,
+      var shown = rows.map(function (r) { return r.map(function (v) { return v ? String(v) : ""; }); });
+      traces.push({type: "heatmap", z: share, x: ticks, y: ticks, text: shown, customdata: rows, xaxis: "x" + sfx,
+                   yaxis: "y" + sfx, zmin: 0, zmax: 100, colorscale: HEAT, showscale: i === ms.length - 1, xgap: 1, ygap: 1,
                    colorbar: {title: {text: "% of row"}, len: 0.9}, texttemplate: "%{text}",
-                   hovertemplate: label(p[0]) + ": true %{y} → predicted %{x}: %{text} (%{z:.0f}%)<extra></extra>"});
+                   hovertemplate: label(p[0]) + ": true %{y} → predicted %{x}: %{customdata} (%{z:.0f}%)<extra></extra>"});
     });
     return Plotly.react("prediction-matrix", traces, layout, CONFIG);
   }
@@ -77,7 +89,7 @@
                test: {size: 5, opacity: 0.55, symbol: "triangle-up-open", line: {width: 1}}};
   function embedding(m) {
     var ms = models(m), traces = [], layout = base({height: 420, annotations: panelTitles(ms.map(function (p) {
-      return label(p[0]); })), legend: {orientation: "h", y: -0.08, x: 0}});
+      return label(p[0]); }))});
     var labels = D.layout.labels, splits = D.layout.split;
     ms.forEach(function (p, i) {
       var sfx = i ? String(i + 1) : "", xy = p[1].embedding, pred = p[1].predicted;
@@ -120,7 +132,7 @@
     }
     var layout = base({height: 360, yaxis: {title: {text: "linear CKA"}, range: [-0.05, 1.05]},
                        xaxis: {title: {text: "layer (input → output)"}, type: "category"},
-                       legend: {orientation: "h", y: -0.3, x: 0}});
+                       margin: {l: 56, r: 16, t: 80, b: 56}});
     return Plotly.react("layer-similarity", traces, layout, CONFIG);
   }
 
@@ -164,10 +176,10 @@
       div.className = "item";
       div.id = "exposed-" + k;
       box.appendChild(div);
-      var title = (e.index === null ? "" : "#" + e.index + " · ") + "class " + e.label + " · " + e.score.toFixed(2) +
-                  (e.baseline === null ? "" : " (Retrain " + e.baseline.toFixed(2) + ")");
+      var title = (e.index === null ? "" : "#" + e.index + " · ") + "class " + e.label + "<br>score " + e.score.toFixed(2) +
+                  (e.baseline === null ? "" : " · Retrain " + e.baseline.toFixed(2));
       var shape = e.shape.filter(function (s) { return s > 1; }), trace;
-      var layout = base({height: 168, margin: {l: 8, r: 8, t: 26, b: 8}, showlegend: false,
+      var layout = base({height: 168, margin: {l: 8, r: 8, t: 38, b: 8}, showlegend: false,
                          title: {text: title, font: {size: 11}, x: 0.5},
                          xaxis: {visible: false}, yaxis: {visible: false}});
       if (shape.length <= 1) {
