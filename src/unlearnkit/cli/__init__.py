@@ -1,7 +1,7 @@
 """The ``unlearnkit`` command. Each subcommand lives in its own module of this package and
 defines ``register(subparsers)``; modules are discovered on start-up.
 
-``main`` is the error boundary: an error caused by the input (``UnlearnkitError``, including every
+Warnings and log records print as one readable line each (``_output``). ``main`` is the error boundary: an error caused by the input (``UnlearnkitError``, including every
 bad name, value, file or configuration, and file-system errors such as a read-only folder) ends the
 command with one line on stderr and exit status 2, never a traceback (``--verbose`` adds it), and an
 output folder the command created is removed again if nothing was written into it.
@@ -16,11 +16,13 @@ import os
 import pkgutil
 import shutil
 import sys
+import warnings
 from pathlib import Path
 from typing import Optional, Sequence
 
 from .._version import __version__
 from ..errors import UnlearnkitError
+from ._output import set_up_output
 
 log = logging.getLogger(__name__)
 
@@ -52,11 +54,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
+    previous = warnings.showwarning  # the one-line form is the command line's, not the caller's
     try:
         return _main(argv)
     except BrokenPipeError:  # `unlearnkit methods | head`: the reader left, so stop quietly
         _discard_stdout()
         return EXIT_BROKEN_PIPE
+    finally:
+        warnings.showwarning = previous
 
 
 def _main(argv: Optional[Sequence[str]]) -> int:
@@ -68,7 +73,7 @@ def _main(argv: Optional[Sequence[str]]) -> int:
     level = logging.WARNING if getattr(args, "quiet", False) else logging.INFO
     if getattr(args, "verbose", False):
         level = logging.DEBUG
-    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    set_up_output(level)
     created = [p for p in (_first_missing(getattr(args, a, None)) for a in OUTPUT_ARGS) if p is not None]
     try:
         return int(args.func(args) or 0)

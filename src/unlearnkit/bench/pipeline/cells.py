@@ -10,6 +10,7 @@ with the warnings raised meanwhile. Workers only compute: the calling process re
 
 from __future__ import annotations
 
+import builtins
 import contextlib
 import logging
 import platform
@@ -18,9 +19,9 @@ import traceback
 import warnings
 from collections import OrderedDict
 from pathlib import Path
-from typing import Any, Callable, Iterator, Optional
+from typing import Any, Callable, Iterable, Iterator, Optional
 
-from ...errors import MissingSplitError, UnlearnkitError
+from ...errors import MissingSplitError, NoOpWarning, UnlearnkitError
 from ...utils import exit_with_parent, stable_hash
 from .backends import get_backend
 from .cache import ModelCache
@@ -48,26 +49,35 @@ def execute_cell(payload: dict[str, Any]) -> dict[str, Any]:
     config = ExperimentConfig(**payload["config"])
     method, seed = payload["method"], payload["seed"]
     out: dict[str, Any] = {"cell_key": payload["cell_key"], "host": platform.node()}
-    with _collected_warnings(out):
+    with collected_warnings(out):
         _compute_cell(payload, config, method, seed, out)
     out["wall_s"] = time.perf_counter() - start
     return out
 
 
 class _ListHandler(logging.Handler):
+    """Keeps WARNING and above as text; passes the rest on to the root logger's handlers, where they
+    would have gone."""
+
     def __init__(self, records: list[str]) -> None:
-        super().__init__(logging.WARNING)
+        super().__init__(logging.NOTSET)
         self.records = records
 
     def emit(self, record: logging.LogRecord) -> None:
-        self.records.append(f"{record.levelname.lower()} ({record.name}): {record.getMessage()}")
+        if record.levelno >= logging.WARNING:
+            self.records.append(f"{record.levelname.lower()} ({record.name}): {record.getMessage()}")
+            return
+        for handler in logging.getLogger().handlers:
+            if record.levelno >= handler.level:
+                handler.handle(record)
 
 
 @contextlib.contextmanager
-def _collected_warnings(out: dict[str, Any]):
-    """Warnings logged (or ``warnings.warn``-ed) while a cell runs travel with its result: the
-    coordinator prints them above the progress bar with the cell named. Printed by a worker they
-    would land on the bar's line, without saying which cell they belong to."""
+def collected_warnings(out: dict[str, Any]):
+    """Warnings logged (or ``warnings.warn``-ed) while a cell runs travel with its result (``out["warnings"]``:
+    "Category: message" or "level (logger): message"): the coordinator raises them again with the cell
+    named (``raise_again``). Printed by a worker they would land on the progress bar's line, without
+    saying which cell they belong to."""
     records: list[str] = []
     logger = logging.getLogger("unlearnkit")
     handler, propagate = _ListHandler(records), logger.propagate
@@ -83,6 +93,27 @@ def _collected_warnings(out: dict[str, Any]):
         records += [f"{w.category.__name__}: {w.message}" for w in caught]
         if records:
             out["warnings"] = records
+
+
+def warning_text(text: str) -> str:
+    """The message of a collected warning on one line, without its "Category: " or "level (logger): "
+    prefix."""
+    return " ".join((text.partition(": ")[2] or text).split())
+
+
+def raise_again(where: str, texts: Iterable[str], stacklevel: int = 3) -> None:
+    """Raise each collected warning again here, prefixed with ``where`` (e.g. "seed 1 ft"): a warning
+    as a warning of its category (UserWarning when it is not a built-in or unlearnkit one), a logged
+    record as a log record of this module."""
+    for text in texts:
+        kind, _, message = text.partition(": ")
+        if " (" in kind:  # "warning (unlearnkit.methods.x)": it was logged
+            log.log(logging.getLevelName(kind.split(" ")[0].upper()), "%s: %s", where, message)
+            continue
+        category = NoOpWarning if kind == NoOpWarning.__name__ else getattr(builtins, kind, UserWarning)
+        if not (isinstance(category, type) and issubclass(category, Warning)):
+            category = UserWarning
+        warnings.warn(f"{where}: {message}", category, stacklevel=stacklevel)
 
 
 def _compute_cell(payload: dict[str, Any], config: ExperimentConfig, method: str, seed: int,

@@ -23,10 +23,10 @@ from torch import nn
 from ...evaluation.comparison import Probe, References, model_view, reference_views
 from ...errors import UnlearnkitError
 from ...utils import atomic_write_text, to_jsonable
+from ..reports.compare import COMPARE_DIR
 
 log = logging.getLogger(__name__)
 
-COMPARE_DIR = "compare"
 
 
 class ComparisonCollector:
@@ -57,15 +57,22 @@ class ComparisonCollector:
 
 
 def seed_record(ctx: Any) -> tuple[dict[str, Any], References]:
-    """What every cell of a seed shares (the probe's layout, the layers, the references' views), and
-    the references themselves."""
+    """What every cell of a seed shares, and the references (``shared_record`` of the seed context)."""
+    return shared_record(ctx.data.task, ctx.bundle.num_classes, ctx.bundle.input_shape, ctx.original,
+                         ctx.retrain, ctx.seed)
+
+
+def shared_record(task: Any, num_classes: int, input_shape: tuple, original: nn.Module,
+                  retrain: Optional[nn.Module], seed: int) -> tuple[dict[str, Any], References]:
+    """What every model compared on ``task``'s data shares (the probe's layout, the layers, the
+    Original's and Retrain's views), and the references themselves."""
     start = time.perf_counter()
-    task = ctx.data.task
-    probe = Probe.from_task(task, ctx.bundle.num_classes, seed=ctx.seed)
-    refs = References.build(ctx.original, ctx.retrain, probe)
-    modules = dict(ctx.original.named_modules())
-    record = {"seed": ctx.seed, "num_classes": probe.num_classes, "input_shape": list(ctx.bundle.input_shape),
-              "layers": [f"{i + 1}: {type(modules[n]).__name__} {n}" for i, n in enumerate(refs.layers)], "layout": probe.layout(), "views": reference_views(refs, ctx.original, ctx.retrain)}
+    probe = Probe.from_task(task, num_classes, seed=seed)
+    refs = References.build(original, retrain, probe)
+    modules = dict(original.named_modules())
+    record = {"seed": seed, "num_classes": probe.num_classes, "input_shape": list(input_shape),
+              "layers": [f"{i + 1}: {type(modules[n]).__name__} {n}" for i, n in enumerate(refs.layers)],
+              "layout": probe.layout(), "views": reference_views(refs, original, retrain)}
     record["seconds"] = time.perf_counter() - start
     return record, refs
 

@@ -16,15 +16,15 @@ from __future__ import annotations
 import json
 import logging
 import os
-import warnings
 from pathlib import Path
 from typing import Any, Iterator, Optional
 
 from ..._version import __version__
-from ...errors import NoOpWarning, UnlearnkitError
+from ...errors import UnlearnkitError
 from ...utils import atomic_write_text, to_jsonable, warm_up_torch
 from ..reports.summary import summarize, write_outputs
 from .cache import ModelCache
+from .cells import collected_warnings, raise_again
 from .comparison import COMPARE_DIR, ComparisonCollector, save_record
 from .config import ExperimentConfig, cell_key
 from .experiment import Experiment, SeedContext
@@ -136,6 +136,8 @@ def run_experiment(config: ExperimentConfig, out_dir: str | Path, *, cache: Opti
     workers = 1 if workers == 1 else min(plan_workers(workers, config.threads), max(1, len(pending)))
     if workers == 1 and pending:
         warm_up_torch()
+    elif pending:  # a data set generated on first use (mnist1d) is made once here, not by every worker
+        exp.bundle()
     bar = progress_bar(len(cells), progress, "cells")
     bar.update(len(cells) - len(pending))
     compute = _cells_in_process(exp, pending, bar) if workers == 1 else _cells_in_workers(exp, pending, bar, workers)
@@ -191,7 +193,10 @@ def _cells_in_process(exp: Experiment, cells: list[tuple[int, str]], bar) -> Cel
             bar.set_postfix_str(f"seed {seed}: original + retrain")
             ctx = exp.prepare(seed)
         bar.set_postfix_str(f"seed {seed}: {name}")
-        rows = exp.run_cell(ctx, name)
+        caught: dict[str, Any] = {}
+        with collected_warnings(caught):
+            rows = exp.run_cell(ctx, name)
+        raise_again(f"seed {seed} {name}", caught.get("warnings", ()))
         log.debug("seed %d %-14s forget %.3f test %.3f time %.2fs", seed, name, rows[-1]["forget_acc"],
                   rows[-1]["test_acc"], rows[-1]["time_s"])
         yield seed, name, rows, ctx.data.forget_indices.tolist(), collector.take(name)
@@ -208,11 +213,7 @@ def _cells_in_workers(exp: Experiment, cells: list[tuple[int, str]], bar, worker
     failed = []
     for payload, res in compute_cells(payloads, workers=workers, threads=c.threads):
         where = f"seed {payload['seed']} {payload['method']}"
-        for text in res.get("warnings", ()):  # "Category: message" or "level (logger): message"
-            kind, _, message = text.partition(": ")
-            noop = kind == NoOpWarning.__name__
-            warnings.warn(f"{where}: {message if noop else text}", NoOpWarning if noop else RuntimeWarning,
-                          stacklevel=2)
+        raise_again(where, res.get("warnings", ()))
         if res["status"] != "done":
             reason = (res.get("error") or "").strip().splitlines()
             failed.append(f"{where}: {reason[-1] if reason else res['status']}")

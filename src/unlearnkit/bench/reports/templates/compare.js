@@ -140,14 +140,16 @@
   function perExample(m) {
     var v = D.views[m], r = D.views.retrain, o = D.views.original, traces = [];
     var note = document.getElementById("per-example-note");
+    if (v.evidence) {
+      return perExampleEvidence(m, v, note);
+    }
     if (!v.membership) {
       note.textContent = "No unseen (test) data: no membership scores.";
-      return Plotly.react("per-example", [], base({height: 120}), CONFIG).then(function () { drawExposed([]); });
+      return Plotly.react("per-example", [], base({height: 120}), CONFIG).then(function () { return drawExposed([]); });
     }
-    var evidence = v.evidence;
-    note.textContent = (evidence ? evidence.note + " " : "") + "Loss-based score of each forget example: the share of " +
-      "unseen test examples the model is less sure of (0.5 ≈ looks unseen, 1 = more confident than on any unseen " +
-      "example). Points above the diagonal are more exposed than under Retrain; the examples most exposed are drawn below.";
+    note.textContent = "Loss-based score of each forget example: the share of unseen test examples the model is " +
+      "less sure of (0.5 ≈ looks unseen, 1 = more confident than on any unseen example). Points above the " +
+      "diagonal are more exposed than under Retrain; the examples most exposed are drawn below.";
     var base_ = r && r.membership ? r.membership : null, n = v.membership.length;
     var xs = base_ || range(n).map(function (i) { return i / n; });
     if (o && o.membership && m !== "original") {
@@ -161,11 +163,18 @@
                  hoverinfo: "skip"});
     var layout = base({height: 360, xaxis: {title: {text: base_ ? "Retrain's score" : "forget example"}, range: [-0.02, 1.02]},
                        yaxis: {title: {text: "membership score"}, range: [-0.02, 1.02]}});
-    var charts = [Plotly.react("per-example", traces, layout, CONFIG)];
-    if (evidence) {
-      charts.push(Promise.resolve());
-    }
-    return Promise.all(charts).then(function () { return drawExposed(v.exposed || []); });
+    return Plotly.react("per-example", traces, layout, CONFIG).then(function () { return drawExposed(v.exposed || []); });
+  }
+
+  function perExampleEvidence(m, v, note) {
+    note.textContent = "The audit's evidence per forget example: " + v.evidence.label + ", sorted; the examples " +
+      "with the strongest evidence are drawn below.";
+    var sorted = v.evidence.values.slice().sort(function (a, b) { return b - a; });
+    var trace = {type: "bar", x: range(sorted.length), y: sorted, marker: {color: colorOf(m)}, name: label(m),
+                 hovertemplate: "%{y:.3f}<extra></extra>"};
+    var layout = base({height: 340, bargap: 0.05, xaxis: {title: {text: "forget examples, strongest evidence first"}},
+                       yaxis: {title: {text: v.evidence.label.split(" (")[0]}}});
+    return Plotly.react("per-example", [trace], layout, CONFIG).then(function () { return drawExposed(v.exposed || []); });
   }
 
   function drawExposed(items) {
@@ -176,7 +185,7 @@
       div.className = "item";
       div.id = "exposed-" + k;
       box.appendChild(div);
-      var title = (e.index === null ? "" : "#" + e.index + " · ") + "class " + e.label + "<br>score " + e.score.toFixed(2) +
+      var title = (e.index === null ? "" : "#" + e.index + " · ") + "class " + e.label + "<br>score " + e.score.toFixed(3) +
                   (e.baseline === null ? "" : " · Retrain " + e.baseline.toFixed(2));
       var shape = e.shape.filter(function (s) { return s > 1; }), trace;
       var layout = base({height: 168, margin: {l: 8, r: 8, t: 38, b: 8}, showlegend: false,
