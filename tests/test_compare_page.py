@@ -129,3 +129,24 @@ def test_a_view_that_fails_is_named_in_the_status(digits_run, tmp_path):
     dom = _open(browser, page, tmp_path, "--dump-dom")
     status = re.findall(r'data-status="([^"]*)"', dom.stdout)
     assert status and status[0].startswith("failed: layer-similarity:"), status
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("with_retrain", [False, True])
+def test_a_users_model_gets_a_page_with_or_without_retrain(toy_random, tmp_path, with_retrain):
+    from unlearnkit.bench.pipeline.comparison import write_model_comparison
+    from unlearnkit.methods import get_method
+
+    model, data = toy_random
+    task = data.task
+    unlearned = get_method("ga", epochs=1).unlearn(model, task, seed=0)
+    retrain = get_method("retrain").unlearn(model, task, seed=0) if with_retrain else None
+    page = write_model_comparison(tmp_path / "out", model, unlearned, task, method="ga", retrain=retrain)
+    saved = load_comparison(tmp_path / "out", 0, ["ga"])
+    assert saved["methods"] == ["ga"] and ("retrain" in saved["views"]) == with_retrain
+    assert set(saved["views"]["ga"]["cka"]) == ({"original", "retrain"} if with_retrain else {"original"})
+    browser = _chromium()
+    if browser is None:
+        missing_component("chromium", "Debian/Ubuntu: apt-get install -y chromium")
+    dom = _open(browser, page, tmp_path, "--dump-dom")
+    assert 'data-status="ok"' in dom.stdout, re.findall(r'data-status="[^"]*"', dom.stdout)

@@ -21,6 +21,7 @@ from typing import Any, Optional
 from torch import nn
 
 from ...evaluation.comparison import Probe, References, model_view, reference_views
+from ...evaluation.metrics import predict_logits
 from ...errors import UnlearnkitError
 from ...utils import atomic_write_text, to_jsonable
 from ..reports.compare import COMPARE_DIR
@@ -93,3 +94,27 @@ def save_record(out: Path, record: Optional[dict[str, Any]]) -> None:
     cell = {k: v for k, v in record.items() if k != "shared"}
     atomic_write_text(_path(out, f"{record['method']}.seed{seed}.json"), json.dumps(to_jsonable(cell)))
     log.debug("comparison of %s seed %d: %.2f s", record["method"], seed, record["seconds"])
+
+
+def write_model_comparison(out: str | Path, original: nn.Module, unlearned: nn.Module, task: Any, *,
+                           method: str = "unlearned", retrain: Optional[nn.Module] = None, seed: int = 0,
+                           title: str = "your model") -> Optional[Path]:
+    """``out/compare.html`` for one unlearning call on a user's model: ``unlearned`` (shown as
+    ``method``) against ``original`` and, when given, a ``retrain`` model, on ``task``'s forget, retain
+    and test data. The records go to ``out/compare/`` as for ``run``. None (and a logged warning) when
+    the task cannot be compared (e.g. fewer than 4 forget examples)."""
+    from ..reports.compare import load_comparison, write_compare_page
+
+    out = Path(out)
+    num_classes = task.num_classes or int(predict_logits(original, task.forget.subset([0])).shape[1])
+    try:
+        shared, refs = shared_record(task, num_classes, tuple(task.forget.x.shape[1:]), original, retrain, seed)
+        view = model_view(unlearned, refs)
+    except UnlearnkitError as exc:
+        log.warning("no comparison page: %s", exc)
+        return None
+    save_record(out, {"method": method, "seed": seed, "view": view, "shared": shared, "seconds": shared["seconds"]})
+    data = load_comparison(out, seed, [method])
+    data["title"] = title
+    data["context"] = {"scenario_options": {}}
+    return write_compare_page(data, out / "compare.html")
