@@ -159,22 +159,22 @@ def embed_2d(features: np.ndarray, reference: Optional[np.ndarray] = None,
              match: Optional[np.ndarray] = None) -> np.ndarray:
     """PCA of ``features`` (n x d) to 2-D, scaled to unit RMS radius. Given ``reference`` (n x 2, the
     same examples in another model's projection), the result is rotated/reflected (orthogonal
-    Procrustes, fit on the rows ``match`` or all rows) to lie as close to it as a rotation allows."""
-    from scipy.linalg import orthogonal_procrustes
+    Procrustes, fit on the rows ``match`` or all rows) to lie as close to it as a rotation allows.
 
-    f = np.asarray(features, dtype=np.float64)
+    The decompositions run in torch, under its thread setting (numpy's BLAS threads would not be)."""
+    f = torch.as_tensor(np.asarray(features, dtype=np.float64))
     if f.ndim != 2 or len(f) < 2:
-        raise DataError(f"embed_2d needs an (n >= 2, d) feature matrix, got shape {f.shape}")
+        raise DataError(f"embed_2d needs an (n >= 2, d) feature matrix, got shape {tuple(f.shape)}")
     f = f - f.mean(0)
-    _, _, vt = np.linalg.svd(f, full_matrices=False)
+    _, _, vt = torch.linalg.svd(f, full_matrices=False)
     coords = f @ vt[:2].T
     if coords.shape[1] < 2:  # a one-dimensional representation
-        coords = np.pad(coords, ((0, 0), (0, 2 - coords.shape[1])))
-    radius = math.sqrt(float((coords ** 2).sum(1).mean()))
+        coords = torch.nn.functional.pad(coords, (0, 2 - coords.shape[1]))
+    radius = float((coords ** 2).sum(1).mean().sqrt())
     coords = coords / radius if radius > 0 else coords
     if reference is not None:
-        rows = slice(None) if match is None else match
-        ref = np.asarray(reference, dtype=np.float64)
-        rotation, _ = orthogonal_procrustes(coords[rows], ref[rows] - ref[rows].mean(0))
-        coords = coords @ rotation
-    return coords
+        rows = slice(None) if match is None else torch.as_tensor(np.asarray(match))
+        ref = torch.as_tensor(np.asarray(reference, dtype=np.float64))[rows]
+        u, _, wt = torch.linalg.svd(coords[rows].T @ (ref - ref.mean(0)))  # argmin_R ||A R - B||, R orthogonal
+        coords = coords @ (u @ wt)
+    return coords.numpy()
