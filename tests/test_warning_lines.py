@@ -11,7 +11,7 @@ import warnings
 import pytest
 
 from unlearnkit.bench.pipeline import ExperimentConfig, ModelCache, run_experiment
-from unlearnkit.bench.pipeline.cells import raise_again, warning_text
+from unlearnkit.bench.pipeline.cells import raise_again
 from unlearnkit.cli import main as cli
 from unlearnkit.cli._output import OneLineFormatter, show_warning
 from unlearnkit.errors import NoOpWarning
@@ -68,4 +68,3 @@ def test_collected_warnings_are_raised_again_with_the_cell_named(caplog):
     with caplog.at_level(logging.WARNING, logger="unlearnkit.bench.pipeline.cells"):
         raise_again("seed 2 ft", ["warning (unlearnkit.methods.ft): lr too low"])
     assert caplog.records[-1].getMessage() == "seed 2 ft: lr too low"
-    assert warning_text("warning (unlearnkit.x): a\n b") == "a b"

@@ -18,7 +18,7 @@ from typing import Callable, Optional
 
 from ..pipeline.backends import get_backend
 from ..pipeline.cache import ModelCache
-from ..pipeline.cells import cell_payload, compute_cells, order_cells, warning_text
+from ..pipeline.cells import cell_payload, compute_cells, order_cells
 from ..pipeline.config import base_hash
 from ..pipeline.runtime import plan_workers
 from .spec import BenchSpec, Cell
@@ -89,7 +89,7 @@ def run_bench(spec: BenchSpec, store: ResultStore, *, cache: Optional[ModelCache
                 bar.update(1)
             say(_status_line(n, len(pending), cell, res))
             for warning in res.get("warnings", ()):
-                say(f"  warning: {cell.group} seed {cell.seed} {cell.method}: {warning_text(warning)}")
+                say(f"  {cell.group} seed {cell.seed} {cell.method}: {' '.join(warning.split())}")
     if bar:
         bar.close()
     return BenchSummary(len(cells), len(cells) - len(pending), len(pending), counts["done"], counts["skipped"],

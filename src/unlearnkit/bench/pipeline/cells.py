@@ -95,12 +95,6 @@ def collected_warnings(out: dict[str, Any]):
             out["warnings"] = records
 
 
-def warning_text(text: str) -> str:
-    """The message of a collected warning on one line, without its "Category: " or "level (logger): "
-    prefix."""
-    return " ".join((text.partition(": ")[2] or text).split())
-
-
 def raise_again(where: str, texts: Iterable[str], stacklevel: int = 3) -> None:
     """Raise each collected warning again here, prefixed with ``where`` (e.g. "seed 1 ft"): a warning
     as a warning of its category (UserWarning when it is not a built-in or unlearnkit one), a logged

@@ -29,7 +29,6 @@ from ..reports.compare import COMPARE_DIR
 log = logging.getLogger(__name__)
 
 
-
 class ComparisonCollector:
     """Collects the comparison record of each cell of seed ``seed`` (``take`` hands it over)."""
 
