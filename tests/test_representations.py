@@ -111,6 +111,8 @@ def test_layer_grams_are_the_gram_matrices_of_each_layer_output():
     assert np.allclose(grams["1"], (h1 @ h1.T).detach().numpy())
     logits = model(x).double()
     assert np.allclose(grams["5"], (logits @ logits.T).detach().numpy())
+    whole = layer_grams(model, x)  # one batch: each Gram matrix formed as its layer's output appears
+    assert all(np.allclose(whole[name], grams[name]) for name in grams)
 
 
 def test_weighted_layers_keep_the_last_when_thinned():

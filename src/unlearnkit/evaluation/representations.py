@@ -78,11 +78,18 @@ def weighted_layers(model: nn.Module, max_layers: int = 12) -> list[tuple[str, n
 def layer_grams(model: nn.Module, x: torch.Tensor, layers: Optional[list[tuple[str, nn.Module]]] = None,
                 batch_size: int = 256) -> dict[str, np.ndarray]:
     """Layer name -> Gram matrix ``X Xᵀ`` (n x n, float64) of that layer's flattened output on ``x``,
-    for ``layers`` (default: ``weighted_layers(model)``); the model runs in eval mode."""
+    for ``layers`` (default: ``weighted_layers(model)``); the model runs in eval mode. When ``x`` fits
+    in one batch, each layer's Gram matrix is formed as its output appears and the output dropped, so a
+    wide network never holds more than one layer's activations at once."""
     layers = weighted_layers(model) if layers is None else layers
+    one_batch = len(x) <= batch_size
     outputs: dict[str, list[torch.Tensor]] = {name: [] for name, _ in layers}
-    hooks = [module.register_forward_hook(lambda _m, _i, out, name=name: outputs[name].append(
-        out.detach().flatten(1).double().cpu())) for name, module in layers]
+
+    def keep(name: str, out: torch.Tensor) -> None:
+        feats = out.detach().flatten(1).cpu()
+        outputs[name].append((feats.double() @ feats.double().T) if one_batch else feats.float())
+
+    hooks = [module.register_forward_hook(lambda _m, _i, out, name=name: keep(name, out)) for name, module in layers]
     device = next(iter(model.parameters()), torch.zeros(0)).device
     try:
         with eval_mode(model):
@@ -91,9 +98,11 @@ def layer_grams(model: nn.Module, x: torch.Tensor, layers: Optional[list[tuple[s
     finally:
         for h in hooks:
             h.remove()
+    if one_batch:
+        return {name: parts[0].numpy() for name, parts in outputs.items()}
     grams = {}
     for name, parts in outputs.items():
-        feats = torch.cat(parts)
+        feats = torch.cat(parts).double()
         grams[name] = (feats @ feats.T).numpy()
     return grams
 

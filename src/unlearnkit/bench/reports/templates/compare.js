@@ -133,7 +133,8 @@
     // the axis follows the data: CKA values of related models often differ in the second decimal only
     var layout = base({height: 360, yaxis: {title: {text: "linear CKA"}, autorange: true, tickformat: ".3f"},
                        xaxis: {title: {text: "layer (input → output)"}, type: "category"},
-                       margin: {l: 56, r: 16, t: 80, b: 56}});
+                       margin: {l: 64, r: 16, t: 24, b: 120},
+                       legend: {orientation: "h", x: 0, xanchor: "left", y: -0.32, yanchor: "top"}});
     return Plotly.react("layer-similarity", traces, layout, CONFIG);
   }
 
