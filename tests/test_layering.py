@@ -15,7 +15,7 @@ import unlearnkit
 
 PACKAGE = Path(unlearnkit.__file__).parent
 #: rank of each top-level part of the package; the shared chores (errors, params, data, ...) are 0
-LAYERS = {"scenarios": 1, "methods": 1, "evaluation": 2, "bench": 3, "cli": 4}
+LAYERS = {"scenarios": 1, "methods": 1, "evaluation": 2, "bench": 3, "ledger": 3, "cli": 4}
 ALLOWED = {("scenarios", "evaluation.metrics")}
 
 
