@@ -67,7 +67,10 @@ def main(args: argparse.Namespace) -> int:
 
 
 def _weights_problem(path: Path, name: str, receipt: Mapping[str, Any], state: dict) -> list[str]:
-    side = match_weights(receipt, state)
+    try:
+        side = match_weights(receipt, state)
+    except UnlearnkitError:
+        return [f"{name} records no output weights to compare {path} with"]
     if side == "output":
         return []
     why = ("they are the weights BEFORE unlearning (the receipt's input weights)" if side == "input"

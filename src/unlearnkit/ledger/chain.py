@@ -32,7 +32,8 @@ class ChainError(DataError):
 
 
 def load_receipt(path: Any) -> dict[str, Any]:
-    """A receipt read from a JSON file (``UnlearnkitError`` when it cannot be one)."""
+    """A receipt read from a JSON file (``UnlearnkitError`` when it cannot be one; what an edit broke
+    inside it is for ``receipt_problems`` to say)."""
     path = Path(path)
     if not path.is_file():
         raise UnlearnkitError(f"receipt {path}: no such file")
@@ -40,9 +41,9 @@ def load_receipt(path: Any) -> dict[str, Any]:
         receipt = json.loads(path.read_text())
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise UnlearnkitError(f"receipt {path} is not JSON ({exc})") from exc
-    hashes = receipt.get("hashes") if isinstance(receipt, dict) else None
-    if not isinstance(hashes, dict) or "output_weights_sha256" not in hashes:
-        raise UnlearnkitError(f"{path} is not an unlearnkit deletion receipt: it has no hashes.output_weights_sha256")
+    if not isinstance(receipt, dict) or not set(receipt) & {"receipt_version", "hashes", "digest"}:
+        raise UnlearnkitError(f"{path} is not an unlearnkit deletion receipt (a JSON object with receipt_version, "
+                              "hashes and digest)")
     return receipt
 
 
@@ -142,11 +143,10 @@ def receipt_problems(receipt: Mapping[str, Any], public_key: Any = None,
     from . import signing
 
     problems = digests.digest_problems(receipt)
-    try:
-        message = digests.canonical_bytes(digests.content(receipt))
-    except DataError:
-        return problems  # already reported as modified
-    return problems + signing.signature_problems(receipt, message, public_key, key_name)
+    if problems:
+        return problems  # a modified content cannot match its signature either: one line says it
+    message = digests.canonical_bytes(digests.content(receipt))
+    return signing.signature_problems(receipt, message, public_key, key_name)
 
 
 def chain_problems(links: Sequence[tuple[str, Mapping[str, Any]]]) -> list[str]:

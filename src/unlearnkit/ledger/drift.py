@@ -77,7 +77,7 @@ def assess_drift(receipt: Mapping[str, Any], previous: Optional[Mapping[str, Any
     values["test_drop"] = _test_change(receipt, previous, not_checked, notes)
     rows = (prev["approximate_rows_removed"] if prev else 0) + receipt["counts"]["forget"]
     total = receipt["chain"]["training_rows"]
-    values["removed_share"] = rows / total if total else None
+    values["removed_share"] = round(rows / total, 9) if total else None
     if total is None:
         not_checked["removed_share"] = "the number of rows the first model was trained on is unknown"
     values["forget_gap"], gap_se = _forget_gap(receipt, not_checked)
@@ -124,7 +124,7 @@ def _test_change(receipt: Mapping[str, Any], previous: Optional[Mapping[str, Any
     if earlier and own != earlier:
         notes.append("the test data differ from the previous request's: the test accuracy change adds up "
                      "measurements on different test sets")
-    return prior + 100.0 * (after - before)
+    return _points(prior + 100.0 * (after - before))
 
 
 def _forget_gap(receipt: Mapping[str, Any], not_checked: dict) -> tuple[Optional[float], Optional[float]]:
@@ -136,7 +136,13 @@ def _forget_gap(receipt: Mapping[str, Any], not_checked: dict) -> tuple[Optional
     fa, ta, nf, nt = after["forget_acc"], after["test_acc"], counts["forget"], counts["test"]
     pooled = (nf * fa + nt * ta) / (nf + nt)
     se = math.sqrt(pooled * (1.0 - pooled) * (1.0 / nf + 1.0 / nt))
-    return 100.0 * abs(fa - ta), 100.0 * se
+    return _points(100.0 * abs(fa - ta)), _points(100.0 * se)
+
+
+def _points(value: float) -> float:
+    """Rounded to 1e-6 points: float noise (0.79 - 0.80 = -0.010000000000000009) must not decide a
+    comparison with a threshold."""
+    return round(value, 6)
 
 
 def _reasons(values: dict[str, Optional[float]], gap_se: Optional[float], limits: RetrainThresholds,

@@ -127,7 +127,7 @@ def _pair(arrays: dict[str, np.ndarray], x_name: str, y_name: str, where: str) -
         raise DataError(f"{where}: {y_name} must be a 1-D array of integer labels, got dtype "
                         f"{y.dtype}, shape {y.shape}")
     if np.issubdtype(y.dtype, np.floating) and not (np.isfinite(y).all() and (y == np.round(y)).all()):
-        raise DataError(f"{where}: {y_name} must hold whole-number class labels, found {y[y != np.round(y)][0]!r}")
+        raise DataError(f"{where}: {y_name} must hold whole-number class labels, found {y[y != np.round(y)][0].item()}")
     if len(x) != len(y):
         raise DataError(f"{where}: {x_name} has {len(x)} rows but {y_name} has {len(y)}")
     if len(x) == 0:

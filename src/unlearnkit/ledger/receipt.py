@@ -42,6 +42,8 @@ from .drift import assess_drift, thresholds_for
 from .hashes import HASH_SCHEME, indices_sha256, samples_sha256, weights_sha256
 
 RECEIPT_VERSION = 2
+#: the largest integer RFC 8785 (canonical JSON, as I-JSON) represents exactly
+MAX_JSON_INT = 2**53 - 1
 #: the splits a receipt accounts for, in order
 SPLITS = ("forget", "retain", "test", "third_party")
 
@@ -101,6 +103,9 @@ def unlearn_with_receipt(
     algorithm, task = method_and_task(model, method, hyperparameters, forget=forget, retain=retain, test=test,
                                       third_party=third_party, recipe=recipe)
     check_needs(algorithm, task.available())
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or abs(int(seed)) > MAX_JSON_INT:
+        raise DataError(f"seed must be an integer of at most 2^53 - 1 (what a receipt's canonical JSON holds "
+                        f"exactly), got {seed!r}")
     if forget_indices is not None:
         _check_indices(forget_indices, len(task.forget))
     input_hash = weights_sha256(model)
