@@ -1,4 +1,7 @@
-"""Imports flow one way: data/scenarios -> methods -> evaluation -> bench -> cli.
+"""Imports flow one way: data/scenarios -> methods -> evaluation -> bench | ledger -> cli.
+
+``ledger`` (deletion receipts on a user's own model) has the rank of ``bench``: it imports nothing
+of bench and bench nothing of it, and only ``cli`` sits above both.
 
 Scenarios and methods meet only in the task (``task.py``, ``goals.py``): neither imports the other.
 Every import inside the package (module level or lazy, inside a function) is checked against the

@@ -119,8 +119,7 @@ def test_thresholds_turn_off_are_inherited_and_checked():
 def test_the_printed_lines_mark_what_crossed():
     drift = _chain(_link(1, forget=120, before=(1, .8), after=(.8, .79)))[0]["drift"]
     lines = describe_drift(drift)
-    assert lines[0] == "retrain recommended: YES (1 threshold crossed)"
-    assert lines[1].split() == ["test", "accuracy", "since", "the", "first", "model", "-1.0", "points", "threshold",
-                                "-2", "points"]
+    assert lines[0] == "retrain recommended: YES (1 threshold crossed); drift since the input model of request 1:"
+    assert lines[1].split() == ["test", "accuracy", "change", "-1.0", "points", "threshold", "-2", "points"]
     assert lines[2].endswith("12.0%         threshold 10%   CROSSED")
     assert lines[4].endswith("not checked: no per-example audit (--audit K)")

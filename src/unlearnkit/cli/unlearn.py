@@ -156,6 +156,8 @@ def main(args: argparse.Namespace) -> int:
         check_needs(algorithm, {"forget"} | given, request.FLAGS["samples"])  # before reading any file
     key = signing.private_key(args.sign_key, "--sign-key") if args.sign_key else None
     previous, prev_name = previous_receipt(args.previous) if args.previous else (None, "")
+    if previous is not None and previous.get("signer") and key is None:
+        log.warning("%s is signed but this receipt will not be; pass --sign-key to keep the chain signed", prev_name)
     thresholds = thresholds_for(previous, _kwargs(args.thresholds, "--retrain-threshold"), "--retrain-threshold")
     recipe = _recipe(args.train_sets) if args.train_sets or args.audit else None
     model = inputs.build_model(args.model_factory, model_args)

@@ -90,5 +90,5 @@ def _totals(receipt: Mapping[str, Any]) -> str:
     chain, drift = receipt["chain"], receipt["drift"]
     share = f" ({100 * chain['share_removed']:.1f}% of {chain['training_rows']} training rows)" \
         if chain["share_removed"] is not None else ""
-    return (f"{chain['rows_removed']} rows removed{share}; retrain recommended: "
-            f"{'YES - ' + '; '.join(drift['reasons']) if drift['retrain_recommended'] else 'no'}")
+    crossed = f"YES ({', '.join(drift['crossed'])} crossed: see drift.reasons)" if drift["retrain_recommended"] else "no"
+    return f"{chain['rows_removed']} rows removed{share}; retrain recommended: {crossed}"

@@ -175,11 +175,12 @@ def describe_drift(drift: Mapping[str, Any]) -> list[str]:
     """Lines for a person: the verdict, then each measure against its threshold."""
     limits, crossed = drift["thresholds"], drift["crossed"]
     lines = [f"retrain recommended: {'YES' if drift['retrain_recommended'] else 'no'}"
-             + (f" ({len(crossed)} threshold{'s' if len(crossed) > 1 else ''} crossed)" if crossed else "")]
+             + (f" ({len(crossed)} threshold{'s' if len(crossed) > 1 else ''} crossed)" if crossed else "")
+             + f"; drift since {drift['baseline']['model']}:"]
     se = drift["forget_gap_se_points"]
     gap_limit = f" and 2 standard errors ({2 * se:.1f})" if se is not None else ""
     shown = {
-        "test_drop": ("test accuracy since the first model", drift["test_acc_change_points"],
+        "test_drop": ("test accuracy change", drift["test_acc_change_points"],
                       lambda v: f"{v:+.1f} points", lambda t: f"-{t:g} points"),
         "removed_share": ("rows removed by approximate methods", drift["approximate_share_removed"],
                           lambda v: f"{100 * v:.1f}%", lambda t: f"{100 * t:g}%"),

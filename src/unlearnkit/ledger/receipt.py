@@ -102,12 +102,7 @@ def unlearn_with_receipt(
     """
     algorithm, task = method_and_task(model, method, hyperparameters, forget=forget, retain=retain, test=test,
                                       third_party=third_party, recipe=recipe)
-    check_needs(algorithm, task.available())
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or abs(int(seed)) > MAX_JSON_INT:
-        raise DataError(f"seed must be an integer of at most 2^53 - 1 (what a receipt's canonical JSON holds "
-                        f"exactly), got {seed!r}")
-    if forget_indices is not None:
-        _check_indices(forget_indices, len(task.forget))
+    _check_request(algorithm, task, seed, forget_indices)
     input_hash = weights_sha256(model)
     link = open_link(previous, input_hash, task.forget, task.retain)
     limits = thresholds_for(link.previous, retrain_thresholds)
@@ -181,6 +176,17 @@ def data_seen(algorithm: UnlearningMethod, task: UnlearningTask,
     if budget is not None and "retain" in seen:
         record["retain_rows_read"] = min(budget, len(task.retain))
     return record
+
+
+def _check_request(algorithm: UnlearningMethod, task: UnlearningTask, seed: Any,
+                   forget_indices: Optional[Sequence[int] | np.ndarray]) -> None:
+    """What can be refused before any work: missing data, a seed the receipt cannot hold, bad indices."""
+    check_needs(algorithm, task.available())
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or abs(int(seed)) > MAX_JSON_INT:
+        raise DataError(f"seed must be an integer of at most 2^53 - 1 (what a receipt's canonical JSON holds "
+                        f"exactly), got {seed!r}")
+    if forget_indices is not None:
+        _check_indices(forget_indices, len(task.forget))
 
 
 def _check_indices(indices: Sequence[int] | np.ndarray, n_forget: int) -> None:
