@@ -22,14 +22,14 @@ from ..errors import HyperparameterError, UnlearnkitError
 from ..io import save_model
 from ..ledger import inputs, request, signing
 from ..ledger.chain import check_handed_on, previous_receipt
-from ..ledger.digest import content, seal
+from ..ledger.digest import canonical_bytes, content, seal
 from ..ledger.drift import assess_drift, describe_drift, thresholds_for
 from ..ledger.hashes import weights_sha256
 from ..ledger.receipt import check_needs, unlearn_with_receipt
 from ..methods import get_method
 from ..task import UnlearningTask
 from ..training import TrainRecipe
-from ..utils import atomic_write_text
+from ..utils import atomic_write_text, to_jsonable
 from .common import _key_values, _yaml_scalar
 
 log = logging.getLogger(__name__)
@@ -149,6 +149,7 @@ def main(args: argparse.Namespace) -> int:
     _check_args(args)
     apply_threads(args.threads)
     model_args, data_args = _kwargs(args.model_arg, "--model-arg"), _kwargs(args.data_arg, "--data-arg")
+    canonical_bytes(to_jsonable([model_args, data_args]), "--model-arg / --data-arg")  # the receipt must hold them
     hyperparameters = dict(_key_values(args.sets, "--set"))
     algorithm = get_method(args.method, **hyperparameters)  # unknown method or bad hyperparameter: fail at once
     if args.forget is not None:

@@ -36,6 +36,7 @@ from ..methods.blocks.noop import NOOP_REL_TOL, is_noop
 from ..task import UnlearningTask
 from ..training import TrainRecipe
 from ..utils import Timer, resolve_device, to_jsonable, warm_up_torch
+from . import signing
 from .chain import open_link
 from .digest import seal
 from .drift import assess_drift, thresholds_for
@@ -106,6 +107,7 @@ def unlearn_with_receipt(
     input_hash = weights_sha256(model)
     link = open_link(previous, input_hash, task.forget, task.retain)
     limits = thresholds_for(link.previous, retrain_thresholds)
+    key = None if sign_key is None else signing.private_key(sign_key)  # a bad key fails before the work
     warm_up_torch()  # torch's one-off lazy imports are not part of the method's time
     with Timer() as timer:
         unlearned = algorithm.unlearn(model, task, seed=seed, device=device)
@@ -127,7 +129,7 @@ def unlearn_with_receipt(
     }
     receipt.update(_evidence(model, unlearned, task, seed, receipt["wall_time_s"]))
     receipt["drift"] = assess_drift(receipt, link.previous, limits)
-    return UnlearningResult(unlearned, seal(to_jsonable(receipt), sign_key))
+    return UnlearningResult(unlearned, seal(to_jsonable(receipt), key))
 
 
 def _hashes(input_hash: str, unlearned: nn.Module, task: UnlearningTask,
