@@ -14,6 +14,7 @@ from ledger_helpers import TRAIN_FLAGS, make_user, read_receipt, write_indices
 
 from unlearnkit.cli import main
 from unlearnkit.data import Split
+from unlearnkit.errors import DataError
 from unlearnkit.ledger import ChainError, chain_problems, receipt_problems, row_sha256s, seal, unlearn_with_receipt
 from unlearnkit.ledger.digest import content
 
@@ -80,6 +81,14 @@ def test_links_that_do_not_follow_are_refused(two_links):
     with pytest.raises(ChainError, match="the retain data hold 12 rows that earlier requests of the chain removed"):
         unlearn_with_receipt(first.model, _pair(second_half), _pair(Split.concat(data.task.retain, first_half)),
                              method="ga", previous=first.receipt)
+    n_train = first.receipt["chain"]["training_rows"]
+    with pytest.raises(ChainError, match=f"the chain's first model was trained on {n_train} rows .*, not 500"):
+        unlearn_with_receipt(first.model, _pair(second_half), retain, method="ga", previous=first.receipt,
+                             training_rows=500)
+    with pytest.raises(ChainError, match="training_rows=5 is fewer than the 12 rows the chain has removed"):
+        unlearn_with_receipt(model, _pair(first_half), method="ga", training_rows=5)
+    with pytest.raises(DataError, match="training_rows must be a positive integer, got 0"):
+        unlearn_with_receipt(model, _pair(first_half), method="ga", training_rows=0)
     edited = {**first.receipt, "seed": 1}
     with pytest.raises(ChainError, match="the previous receipt fails its own check: .*seed changed"):
         unlearn_with_receipt(first.model, _pair(second_half), retain, method="ga", previous=edited)
@@ -105,6 +114,7 @@ def _unlearn(u: dict, weights: str, indices: list[int], out: str, *extra: str, d
 
 def test_a_two_request_chain_from_the_command_line(user, capsys):
     d = user["dir"]
+    assert np.load(d / "data.npz")["x"].dtype == np.float64  # saved the usual NumPy way
     assert main(_unlearn(user, "weights.safetensors", list(range(0, 200, 20)), "r1")) == 0
     out = capsys.readouterr().out
     assert "chain: request 1; 10 rows removed in all, 5.0% of 200 training rows" in out and "signed by key" in out

@@ -110,8 +110,10 @@ def test_thresholds_turn_off_are_inherited_and_checked():
     assert RetrainThresholds().to_dict() == {"test_drop": 2.0, "removed_share": 0.1, "forget_gap": 10.0, "ulira_acc": 0.7}
     with pytest.raises(UnknownNameError, match=r"--retrain-threshold has no key\(s\) \['tests_drop'\]"):
         thresholds_for(None, {"tests_drop": 1}, "--retrain-threshold")
-    with pytest.raises(HyperparameterError, match="removed_share=1.5 must be in \\(0, 1\\]"):
+    with pytest.raises(HyperparameterError, match="^retrain_thresholds removed_share=1.5 must be in \\(0, 1\\]"):
         thresholds_for(None, {"removed_share": 1.5})
+    with pytest.raises(HyperparameterError, match="^--retrain-threshold test_drop must be of type float, got 'x'"):
+        thresholds_for(None, {"test_drop": "x"}, "--retrain-threshold")
     with pytest.raises(HyperparameterError, match="ulira_acc=0.3 must be in \\[0.5, 1\\]"):
         thresholds_for(None, {"ulira_acc": 0.3})
 

@@ -155,6 +155,10 @@ def test_verify_exit_codes_and_lines_for_signed_and_edited_receipts(signed, keys
     assert "not signed" in capsys.readouterr().out
     assert main(["verify", str(unsigned), "--public-key", str(keys / "a.pub.pem")]) == 1
     assert f"it is not signed, so the key in {keys / 'a.pub.pem'} cannot vouch for it" in capsys.readouterr().err
+    old = tmp_path / "version-1.json"  # written before receipts were sealed
+    old.write_text(json.dumps({**content(signed), "receipt_version": 1}))
+    assert main(["verify", str(old)]) == 1
+    assert "carries no digest, so an edit cannot be detected" in capsys.readouterr().err
 
 
 def test_openssl_verifies_the_signature_and_prints_the_fingerprint(signed, keys, tmp_path):

@@ -38,6 +38,7 @@ def _run_blocks(folder: Path) -> list[tuple[str, subprocess.CompletedProcess]]:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(900)  # a dozen commands, each starting torch: minutes on a loaded 2-core machine
 def test_the_own_model_page_runs_as_pasted_and_shows_what_it_prints(tmp_path):
     if shutil.which("openssl") is None:
         missing_component("openssl", "apt-get install openssl")

@@ -75,7 +75,7 @@ def test_a_method_that_needs_more_data_is_refused_with_one_line_naming_it(user, 
 
 @pytest.mark.parametrize("extra, expected", [
     (["--forget-indices", "i.txt"], "--forget-indices points into --data; with --forget the samples are given directly"),
-    (["--data", "data.npz"], "argument --data: not allowed with argument --forget"),
+    (["--data", "data.npz"], "--forget gives the samples to forget instead of --data / --data-factory"),
     (["--audit", "3"], "--audit trains shadow models on the training data, which --forget does not give"),
     (["--training-rows", "0"], "--training-rows must be >= 1"),
 ])

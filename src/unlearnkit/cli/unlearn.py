@@ -63,8 +63,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     d.add_argument("--forget-indices", type=Path, metavar="FILE",
                    help="indices into the training data to forget: one per line, or a .npy integer array")
     s = p.add_argument_group("data: the samples to forget themselves (retain-free: no training data needed)")
-    source.add_argument("--forget", type=Path, metavar="FILE.npz",
-                        help="arrays x, y: the samples to forget (only methods that run without retain data)")
+    s.add_argument("--forget", type=Path, metavar="FILE.npz",
+                   help="arrays x, y: the samples to forget, instead of --data and --forget-indices (only "
+                        "methods that run without retain data)")
     s.add_argument("--reference", type=Path, metavar="FILE.npz",
                    help="arrays x, y: same-domain samples the model never trained on (the task's third_party)")
     s.add_argument("--test", type=Path, metavar="FILE.npz", help="arrays x, y: test data for the evidence")
@@ -124,6 +125,9 @@ def _check_args(args: argparse.Namespace) -> None:
     if args.forget is None and args.data is None and args.data_factory is None:
         raise UnlearnkitError("give the forget set: --data (or --data-factory) with --forget-indices, or the "
                               "samples themselves with --forget FILE.npz")
+    if args.forget is not None and (args.data is not None or args.data_factory is not None):
+        raise UnlearnkitError("--forget gives the samples to forget instead of --data / --data-factory with "
+                              "--forget-indices; give one or the other")
     if args.forget is None and args.forget_indices is None:
         raise UnlearnkitError("--data and --data-factory need --forget-indices (the rows to forget)")
     if args.forget is not None and args.forget_indices is not None:
@@ -157,8 +161,6 @@ def main(args: argparse.Namespace) -> int:
         check_needs(algorithm, {"forget"} | given, request.FLAGS["samples"])  # before reading any file
     key = signing.private_key(args.sign_key, "--sign-key") if args.sign_key else None
     previous, prev_name = previous_receipt(args.previous) if args.previous else (None, "")
-    if previous is not None and previous.get("signer") and key is None:
-        log.warning("%s is signed but this receipt will not be; pass --sign-key to keep the chain signed", prev_name)
     thresholds = thresholds_for(previous, _kwargs(args.thresholds, "--retrain-threshold"), "--retrain-threshold")
     recipe = _recipe(args.train_sets) if args.train_sets or args.audit else None
     model = inputs.build_model(args.model_factory, model_args)
@@ -167,6 +169,8 @@ def main(args: argparse.Namespace) -> int:
         check_handed_on(previous, prev_name, weights_sha256(model), f"--weights {args.weights}")
     req = _request(args, model, data_args, previous, prev_name)
     check_needs(algorithm, req.available, request.FLAGS[req.path])
+    if previous is not None and previous.get("signer") and key is None:
+        log.warning("%s is signed but this receipt will not be; pass --sign-key to keep the chain signed", prev_name)
     result = unlearn_with_receipt(model, **req.splits, method=args.method, forget_indices=req.forget_indices,
                                   recipe=recipe, seed=args.seed, device=args.device, previous=args.previous,
                                   training_rows=args.training_rows, retrain_thresholds=thresholds, **hyperparameters)

@@ -26,6 +26,7 @@ import math
 from dataclasses import dataclass
 from typing import Any, Mapping, Optional
 
+from ..errors import HyperparameterError
 from ..params import Hyperparameters, convert_fields, hp
 
 #: a forget gap counts only when above this many standard errors
@@ -58,9 +59,12 @@ def thresholds_for(previous: Optional[Mapping[str, Any]], given: Any = None,
     if given is not None and not isinstance(given, Mapping):
         raise TypeError(f"{owner} must be a dict or RetrainThresholds, got {type(given).__name__}")
     values = dict(previous["drift"]["thresholds"]) if previous is not None else {}
-    values.update(convert_fields(RetrainThresholds, dict(given or {}), owner))
-    limits = RetrainThresholds(**values)
-    limits.validate(owner)
+    try:
+        values.update(convert_fields(RetrainThresholds, dict(given or {}), owner))
+        limits = RetrainThresholds(**values)
+        limits.validate(owner)
+    except HyperparameterError as exc:  # "owner test_drop=-1.0 must be >= 0", as the user wrote it
+        raise HyperparameterError(str(exc).replace(f"{owner}.", f"{owner} ", 1)) from None
     return limits
 
 
@@ -140,9 +144,10 @@ def _forget_gap(receipt: Mapping[str, Any], not_checked: dict) -> tuple[Optional
 
 
 def _points(value: float) -> float:
-    """Rounded to 1e-6 points: float noise (0.79 - 0.80 = -0.010000000000000009) must not decide a
+    """Rounded to 1e-4 points, finer than any accuracy step of up to a million samples: float noise
+    (0.79 - 0.80 = -0.010000000000000009; accuracies computed in float32) must not decide a
     comparison with a threshold."""
-    return round(value, 6)
+    return round(value, 4)
 
 
 def _reasons(values: dict[str, Optional[float]], gap_se: Optional[float], limits: RetrainThresholds,

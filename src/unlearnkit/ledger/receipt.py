@@ -103,9 +103,10 @@ def unlearn_with_receipt(
     """
     algorithm, task = method_and_task(model, method, hyperparameters, forget=forget, retain=retain, test=test,
                                       third_party=third_party, recipe=recipe)
-    _check_request(algorithm, task, seed, forget_indices)
+    _check_request(algorithm, task, seed, forget_indices, training_rows)
     input_hash = weights_sha256(model)
     link = open_link(previous, input_hash, task.forget, task.retain)
+    chain = link.record(training_rows, None if task.retain is None else len(task.retain))
     limits = thresholds_for(link.previous, retrain_thresholds)
     key = None if sign_key is None else signing.private_key(sign_key)  # a bad key fails before the work
     warm_up_torch()  # torch's one-off lazy imports are not part of the method's time
@@ -124,7 +125,7 @@ def unlearn_with_receipt(
         "hashes": _hashes(input_hash, unlearned, task, forget_indices),
         "counts": {**{name: len(getattr(task, name)) if getattr(task, name) is not None else 0 for name in SPLITS},
                    "parameters": sum(p.numel() for p in model.parameters())},
-        "chain": link.record(training_rows, None if task.retain is None else len(task.retain)),
+        "chain": chain,
         "wall_time_s": {"unlearn": timer.seconds},
     }
     receipt.update(_evidence(model, unlearned, task, seed, receipt["wall_time_s"]))
@@ -181,9 +182,12 @@ def data_seen(algorithm: UnlearningMethod, task: UnlearningTask,
 
 
 def _check_request(algorithm: UnlearningMethod, task: UnlearningTask, seed: Any,
-                   forget_indices: Optional[Sequence[int] | np.ndarray]) -> None:
+                   forget_indices: Optional[Sequence[int] | np.ndarray], training_rows: Any) -> None:
     """What can be refused before any work: missing data, a seed the receipt cannot hold, bad indices."""
     check_needs(algorithm, task.available())
+    if training_rows is not None and (isinstance(training_rows, bool) or not isinstance(training_rows, (int, np.integer))
+                                      or not 1 <= training_rows <= MAX_JSON_INT):
+        raise DataError(f"training_rows must be a positive integer, got {training_rows!r}")
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or abs(int(seed)) > MAX_JSON_INT:
         raise DataError(f"seed must be an integer of at most 2^53 - 1 (what a receipt's canonical JSON holds "
                         f"exactly), got {seed!r}")
