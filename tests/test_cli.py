@@ -55,7 +55,7 @@ def test_an_interrupted_run_resumes_without_redoing_rows(tmp_path):
 def test_cell_key_resolves_hyperparameter_defaults():
     """A cell is identified by the method's resolved hyperparameters: naming a default explicitly is
     the same cell (its row is reused), any other value (or a changed default) is a new one."""
-    from unlearnkit.bench.experiment import ExperimentConfig, cell_key
+    from unlearnkit.bench.pipeline import ExperimentConfig, cell_key
     from unlearnkit.methods import get_method
 
     default_lr = get_method("ft").params.lr

@@ -6,8 +6,8 @@ import argparse
 import time
 from pathlib import Path
 
-from ..bench.experiment import ExperimentConfig, run_experiment
-from ..bench.report import markdown_table
+from ..bench.pipeline import ExperimentConfig, run_experiment
+from ..bench.reports import markdown_table
 from .common import _seeds, add_common_args, add_workers_arg, cache_from_args
 
 DEMO_METHODS = ["original", "retrain", "ft", "ga", "neggrad_plus", "rl", "l1_sparse"]

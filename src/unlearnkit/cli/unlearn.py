@@ -17,7 +17,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any, Optional
 
-from ..bench.runtime import apply_threads
+from ..bench.pipeline.runtime import apply_threads
 from ..errors import HyperparameterError, UnlearnkitError
 from ..io import save_model
 from ..ledger import inputs, request, signing
