@@ -13,7 +13,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from unlearnkit.cli import main
-from unlearnkit.receipt import samples_sha256, weights_sha256
+from unlearnkit.ledger.hashes import samples_sha256, weights_sha256
 from unlearnkit.data import Split
 from unlearnkit.training import TrainRecipe, train_model
 
