@@ -260,7 +260,7 @@
   document.getElementById("context").textContent = "Seed " + D.seed + " · " + (D.methods.length) + " method(s) · " +
     Object.keys(opts).map(function (k) { return k + "=" + opts[k]; }).join(", ");
   var select = document.getElementById("method");
-  var choices = D.methods.length ? D.methods : ["original"];
+  var choices = D.methods.length ? D.methods : [D.views.retrain ? "retrain" : "original"];
   choices.forEach(function (m) { var o = document.createElement("option"); o.value = m; o.textContent = label(m);
     select.appendChild(o); });
   select.addEventListener("change", function () { failures = []; render(select.value); });
