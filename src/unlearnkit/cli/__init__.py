@@ -1,10 +1,11 @@
 """The ``unlearnkit`` command. Each subcommand lives in its own module of this package and
 defines ``register(subparsers)``; modules are discovered on start-up.
 
-Warnings and log records print as one readable line each (``_output``). ``main`` is the error boundary: an error caused by the input (``UnlearnkitError``, including every
+``main`` is the error boundary: an error caused by the input (``UnlearnkitError``, including every
 bad name, value, file or configuration, and file-system errors such as a read-only folder) ends the
 command with one line on stderr and exit status 2, never a traceback (``--verbose`` adds it), and an
-output folder the command created is removed again if nothing was written into it.
+output folder the command created is removed again if nothing was written into it. Warnings and log
+records print as one readable line each (``set_up_output``).
 """
 
 from __future__ import annotations
@@ -18,11 +19,10 @@ import shutil
 import sys
 import warnings
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Any, Optional, Sequence, TextIO
 
 from .._version import __version__
 from ..errors import UnlearnkitError
-from ._output import set_up_output
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +37,60 @@ class OneLineParser(argparse.ArgumentParser):
 
     def error(self, message: str):  # type: ignore[override]
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
+
+
+# -- how the command line prints logs and warnings --------------------------------------------------
+# A warning reaches the terminal as ``unlearnkit: warning: seed 1 ft: ft left the forget set unchanged
+# ... Try: ...``, never with Python's source path and line of code; log records of WARNING and above
+# print the same way, INFO and DEBUG as ``LEVEL logger: message``. Lines go through ``tqdm.write``, so
+# they land above a running progress bar. Only the command line changes this: the Python API raises
+# real ``warnings``.
+def one_line(text: Any) -> str:
+    """``text`` with its line breaks and runs of spaces folded into single spaces."""
+    return " ".join(str(text).split())
+
+
+def _write(line: str, file: Optional[TextIO] = None) -> None:
+    from tqdm import tqdm
+
+    tqdm.write(line, file=file or sys.stderr)
+
+
+def show_warning(message: Any, category: type, filename: str, lineno: int, file: Optional[TextIO] = None,
+                 line: Optional[str] = None) -> None:
+    """``warnings.showwarning`` of the command line: one line, no source path, no code line."""
+    _write(f"unlearnkit: warning: {one_line(message)}", file)
+
+
+class OneLineFormatter(logging.Formatter):
+    """WARNING and above as ``unlearnkit: warning: message``; the rest as ``LEVEL logger: message``."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        message = one_line(record.getMessage())
+        if record.levelno >= logging.WARNING:
+            return f"unlearnkit: {record.levelname.lower()}: {message}"
+        text = f"{record.levelname} {record.name}: {message}"
+        if record.exc_info:  # --verbose tracebacks keep their lines
+            text += "\n" + self.formatException(record.exc_info)
+        return text
+
+
+class ProgressSafeHandler(logging.Handler):
+    """Writes each record with ``tqdm.write`` on stderr."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            _write(self.format(record))
+        except Exception:  # noqa: BLE001 - logging's own contract: report, never raise
+            self.handleError(record)
+
+
+def set_up_output(level: int) -> None:
+    """Logging at ``level`` and warnings, both in one-line form, for a command-line run."""
+    handler = ProgressSafeHandler()
+    handler.setFormatter(OneLineFormatter())
+    logging.basicConfig(level=level, handlers=[handler])
+    warnings.showwarning = show_warning
 
 
 def build_parser() -> argparse.ArgumentParser:
