@@ -6,7 +6,8 @@
 Each template in ``benchmarks/pages/`` (prose with ``{{ directive }}`` lines, see
 ``docgen/pages.py``) becomes ``docs/benchmarks/NAME.md`` (``BENCHMARKS.md`` becomes the one at the
 repository root), its tables and figures computed from ``results/`` (written by
-``benchmarks/record.py``). The output depends on the templates and the results alone, so a fresh
+``benchmarks/record.py``). A region of README.md between ``<!-- tables: NAME -->`` and
+``<!-- /tables -->`` gets the expansion of ``benchmarks/pages/regions/NAME.md``. The output depends on the templates and the results alone, so a fresh
 clone regenerates the committed documents byte for byte; edit the templates, never the output.
 """
 
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import filecmp
+import re
 import shutil
 import sys
 import tempfile
@@ -45,12 +47,31 @@ def build(root: Path, results: Path) -> list[Path]:
         page.parent.mkdir(parents=True, exist_ok=True)
         page.write_text(text)
         written += [page, *ctx.written]
-    return sorted(p.relative_to(root) for p in written)
+    return sorted([p.relative_to(root) for p in written] + build_regions(root, results))
+
+
+REGION = re.compile(r"(<!-- tables: ([\w-]+) -->\n).*?(<!-- /tables -->)", re.S)
+
+
+def build_regions(root: Path, results: Path) -> list[Path]:
+    """README.md with every region filled (written under ``root``)."""
+    readme = (ROOT / "README.md").read_text()
+
+    def fill(match: re.Match) -> str:
+        template = TEMPLATES / "regions" / f"{match.group(2)}.md"
+        if not template.is_file():
+            raise RecordError(f"README.md: no template {template.relative_to(ROOT)} for region {match.group(2)!r}")
+        ctx = Context(results=results, page=ROOT / "README.md", images=root / IMAGES, images_link=ROOT / IMAGES)
+        body = expand(template.read_text(), ctx, str(template.relative_to(ROOT)))
+        return match.group(1) + body + match.group(3)
+
+    (root / "README.md").write_text(REGION.sub(fill, readme))
+    return [Path("README.md")]
 
 
 def generated_files(root: Path) -> set[Path]:
     """What the generator owns in a tree: the pages and every figure under docs/benchmarks/img."""
-    pages = {output_of(t, root).relative_to(root) for t in TEMPLATES.glob("*.md")}
+    pages = {output_of(t, root).relative_to(root) for t in TEMPLATES.glob("*.md")} | {Path("README.md")}
     return pages | {p.relative_to(root) for p in (root / IMAGES).glob("*.svg")}
 
 
