@@ -4,7 +4,8 @@ The model comes from an importable factory plus a safetensors file. The forget s
 indices into the training data (``--data`` / ``--data-factory`` with ``--forget-indices``) or as the
 samples themselves (``--forget``, the retain-free path, with optional ``--reference`` and ``--test``
 data). ``--previous`` makes the request the next link of a chain, ``--sign-key`` signs the receipt.
-Writes OUT/model.safetensors (the input's state_dict keys) and OUT/receipt.json.
+Writes OUT/model.safetensors (the input's state_dict keys), OUT/receipt.json and OUT/compare.html
+(the model before and after, unless ``--no-compare``).
 """
 
 from __future__ import annotations
@@ -81,6 +82,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     c.add_argument("--training-rows", type=int, metavar="N",
                    help="rows the chain's first model was trained on (the retain-free path cannot count them)")
     p.add_argument("--out", type=Path, required=True, help="output folder (must not already hold a result)")
+    p.add_argument("--no-compare", action="store_true",
+                   help="do not write OUT/compare.html (the interactive comparison of the model before and after)")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bars or info logs")
     p.add_argument("--verbose", "-v", action="store_true", help="debug logs")
     p.set_defaults(func=main)
@@ -187,8 +190,20 @@ def main(args: argparse.Namespace) -> int:
     receipt["wall_time_s"]["total"] = time.perf_counter() - start
     receipt = seal(receipt, key)
     atomic_write_text(args.out / "receipt.json", json.dumps(receipt, indent=2) + "\n")
+    page = None if args.no_compare else _compare(args, model, result.model, req)
     _print_summary(receipt, args.out, req, prev_name)
+    if page is not None:
+        print(f"comparison page: {page}")
     return 0
+
+
+def _compare(args: argparse.Namespace, original, unlearned, req: request.Request) -> Optional[Path]:
+    """OUT/compare.html: the model before and after, on the request's forget, retain and test data."""
+    from ..bench.pipeline.comparison import write_model_comparison
+
+    task = UnlearningTask.from_data(original, **req.splits)
+    return write_model_comparison(args.out, original, unlearned, task, method=args.method, seed=args.seed,
+                                  title=f"{args.model_factory} / {args.method}")
 
 
 def _request(args: argparse.Namespace, model, data_args: dict, previous: Optional[dict], prev_name: str
