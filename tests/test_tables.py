@@ -143,3 +143,12 @@ def test_the_committed_documents_are_what_the_results_give():
     done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "tables.py"), "--check"], capture_output=True,
                           text=True)
     assert done.returncode == 0, done.stderr
+
+
+def test_the_headline_ranks_methods_across_records(tmp_path):
+    _record(tmp_path / "results", "one")
+    _record(tmp_path / "results", "two")
+    text = _expand(tmp_path, "{{ headline one two flagship=one }}\n")
+    lines = text.splitlines()
+    assert lines[0] == "| Method | one: mean rank (mean gap) of 1 | two: mean rank (mean gap) of 1 | flagship: gap | flagship: speedup |"
+    assert lines[2] == "| `a` | 1.0 (10.0) | 1.0 (10.0) | 10.00 | 4.0× |"

@@ -15,6 +15,9 @@ or ``-`` when the record holds one experiment):
     {{ failures RECORD }}                       the cells that ended in an error
     {{ figure KIND RECORD ARGS... file=NAME }}   KIND tradeoff (GROUP), requests (GROUP), scaling
                                                 (MODEL SCENARIO): writes img/NAME.svg, inserts it
+    {{ headline RECORD[:GROUP][,...] ... [flagship=RECORD] [audit=RECORD] [stream=RECORD] }}
+                                                every method across benchmarks: mean ranks, the
+                                                flagship's gap and speedup, U-LiRA, a stream's gap
 """
 
 from __future__ import annotations
@@ -81,12 +84,23 @@ def _leaderboards(ctx: Context, name: str) -> str:
 
 
 def _ranks(ctx: Context, *targets: str, methods: str | None = None) -> str:
-    experiments = []
-    for target in targets:
+    return tables.ranks(_experiments(ctx, ",".join(targets)), methods.split(",") if methods else None)
+
+
+def _experiments(ctx: Context, targets: str) -> list[tuple[str, list[dict]]]:
+    out = []
+    for target in targets.split(","):
         name, _, group = target.partition(":")
-        groups = [group] if group else ctx.record(name).groups()
-        experiments += [(short_label(g), ctx.rows(name, g)) for g in groups]
-    return tables.ranks(experiments, methods.split(",") if methods else None)
+        out += [(short_label(g), ctx.rows(name, g)) for g in ([group] if group else ctx.record(name).groups())]
+    return out
+
+
+def _headline(ctx: Context, *rank_sets: str, flagship: str | None = None, audit: str | None = None,
+              stream: str | None = None) -> str:
+    """One set of experiments to rank over per positional ``RECORD[:GROUP][,...]``, labelled by it."""
+    sets = [(targets.split(":")[0], _experiments(ctx, targets)) for targets in rank_sets]
+    return tables.headline(sets, ctx.rows(flagship, None) if flagship else None,
+                           ctx.rows(audit, None) if audit else None, ctx.rows(stream, None) if stream else None)
 
 
 def _figure(ctx: Context, kind: str, name: str, *args: str, file: str) -> str:
@@ -117,6 +131,7 @@ DIRECTIVES: dict[str, Callable[..., str]] = {
     "audit": lambda ctx, name: tables.audit(ctx.rows(name, None)),
     "failures": lambda ctx, name: tables.failures(ctx.record(name).runs),
     "figure": _figure,
+    "headline": _headline,
 }
 
 

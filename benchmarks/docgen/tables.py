@@ -70,6 +70,55 @@ def ranks(experiments: list[tuple[str, list[dict]]], methods: Optional[list[str]
     return "\n".join(lines) + "\n"
 
 
+def mean_ranks(experiments: list[tuple[str, list[dict]]]) -> dict[str, tuple[float, float, int]]:
+    """Method -> (mean rank, mean avg gap in points, number of experiments) over ``experiments``."""
+    found: dict[str, list[tuple[int, float]]] = {}
+    for _, rows in experiments:
+        group = next(iter(summaries(_strip(rows)).values()))
+        scored = [e for e in group if e["method"] not in REFERENCES and e.get("avg_gap") is not None
+                  and not math.isnan(e["avg_gap"])]
+        for rank, e in enumerate(sorted(scored, key=lambda e: (e["avg_gap"], e["method"])), start=1):
+            found.setdefault(e["method"], []).append((rank, 100 * e["avg_gap"]))
+    return {m: (sum(r for r, _ in v) / len(v), sum(g for _, g in v) / len(v), len(v)) for m, v in found.items()}
+
+
+def headline(rank_sets: list[tuple[str, list[tuple[str, list[dict]]]]], flagship: Optional[list[dict]],
+             audit_rows: Optional[list[dict]], stream: Optional[list[dict]]) -> str:
+    """One row per method across the benchmarks: mean rank and mean avg gap over each set of
+    experiments, the flagship experiment's gap and speedup, U-LiRA accuracy in the audit and the gap
+    after the last request of a stream. Sorted by the mean of the mean ranks."""
+    columns = [(label, mean_ranks(exps), len(exps)) for label, exps in rank_sets]
+    flag = {e["method"]: e for e in next(iter(summaries(_strip(flagship)).values()))} if flagship else {}
+    ulira = {r["method"]: r.get("ulira_acc") for r in audit_rows or [] if "error" not in r}
+    last = max((r["request"] for r in stream or []), default=None)
+    streamed = {e["method"]: e for e in summaries(_strip([r for r in stream or [] if r["request"] == last])).get(
+        stream[0]["grp"], [])} if stream else {}
+    methods = sorted({m for _, ranks_, _ in columns for m in ranks_} | set(flag) - set(REFERENCES))
+    score = {m: [c[1][m][0] for c in columns if m in c[1]] for m in methods}
+    methods.sort(key=lambda m: (sum(score[m]) / len(score[m]) if score[m] else math.inf, m))
+    head = ["Method"] + [f"{label}: mean rank (mean gap) of {n}" for label, _, n in columns]
+    head += (["flagship: gap", "flagship: speedup"] if flag else []) + (["U-LiRA acc ↓"] if ulira else [])
+    head += [f"stream: gap after request {last}"] if streamed else []
+    lines = ["| " + " | ".join(head) + " |", "|" + "|".join(["---"] + ["---:"] * (len(head) - 1)) + "|"]
+    for ref in REFERENCES:
+        if ref in ulira:
+            cells = ["—"] * len(columns) + (["—", "—"] if flag else []) + [f"{ulira[ref]:.3f}"]
+            lines.append(f"| `{ref}` | " + " | ".join(cells + (["—"] if streamed else [])) + " |")
+    for m in methods:
+        cells = [f"{c[1][m][0]:.1f} ({c[1][m][1]:.1f})" if m in c[1] else "—" for c in columns]
+        if flag:
+            e = flag.get(m)
+            cells += ["—" if e is None or e.get("avg_gap") is None else f"{100 * e['avg_gap']:.2f}",
+                      "—" if e is None or e.get("speedup") is None else f"{e['speedup']:.1f}×"]
+        if ulira:
+            cells.append("—" if ulira.get(m) is None else f"{ulira[m]:.3f}")
+        if streamed:
+            e = streamed.get(m)
+            cells.append("—" if e is None or e.get("avg_gap") is None else f"{100 * e['avg_gap']:.2f}")
+        lines.append(f"| `{m}` | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def _pct(value) -> str:
     return "—" if value is None else f"{100 * value:.1f}"
 
