@@ -42,6 +42,7 @@ from ..training_stacked import TrainingRun
 from ..utils import resolve_device, seeded
 from .blocks.registry import METHODS, RETAIN_FREE_SUFFIX, describe_data, register_method  # noqa: F401 (re-exported)
 from .blocks.noop import detect_noop, warn_noop
+from .blocks.overforget import OVERFORGET_HINT, check_overforget, warn_overforget
 from .blocks.selection import SCORES, select_params, selection_data
 from .blocks.state import RequestState
 
@@ -73,6 +74,8 @@ class UnlearningMethod(ABC):
     changes_model: ClassVar[bool] = True
     #: what to try when a call leaves the forget set unchanged (the no-op warning's advice)
     noop_hint: ClassVar[str] = "a larger lr or more epochs"
+    #: what to try when a call pushes the forget set past unseen data (the over-forgetting warning's advice)
+    overforget_hint: ClassVar[str] = OVERFORGET_HINT
 
     def __init__(self, params: Optional[Hyperparameters] = None, **overrides: Any) -> None:
         if params is not None and not isinstance(params, self.Params):
@@ -101,7 +104,9 @@ class UnlearningMethod(ABC):
         ``state``: for sequential deletion requests, one ``RequestState`` passed to every call of the
         stream (the model returned by request r is the input of request r + 1); the method reads and
         updates it, and ``state.done`` counts the requests completed.
-        ``self.noop`` is then a ``NoOpReport`` (and a ``NoOpWarning`` raised) if nothing changed."""
+        ``self.noop`` is then a ``NoOpReport`` (and a ``NoOpWarning`` raised) if nothing changed, and
+        ``self.overforget`` the ``OverforgetReport`` of the result (None where the check does not apply;
+        an ``OverForgetWarning`` when it fires, see ``methods/blocks/overforget.py``)."""
         task = self._validated(model, task, state)
         params = list(model.parameters())
         home = params[0].device if params else torch.device("cpu")
@@ -124,10 +129,17 @@ class UnlearningMethod(ABC):
                 result = self._unlearn(work, task)
             result = work if result is None else result
             self.noop = detect_noop(self.original, result, task.forget) if self.changes_model else None
+            self.overforget = check_overforget(result, task) if self.changes_model else None
             self.state.done += 1
         finally:
             self.state.move(torch.device("cpu"))
             del self.original, self.state
+        self._hand_back(result, home, modes, keys)
+        return result
+
+    def _hand_back(self, result: nn.Module, home: torch.device, modes: dict[str, bool], keys: list[str]) -> None:
+        """``result`` back on the input's device and modes, its state_dict keys and weights checked, and
+        the no-op and over-forgetting warnings raised."""
         if self.noop is not None:
             warn_noop(self.name, self.noop, self.noop_hint)
         result.to(home)
@@ -140,7 +152,8 @@ class UnlearningMethod(ABC):
         if diverged:
             raise NonFiniteError(f"method {self.name!r} produced NaN or infinite weights ({', '.join(diverged[:3])}) "
                                  f"with seed {self.seed}; lower its learning rate or number of epochs")
-        return result
+        if self.overforget is not None and self.overforget.overforget:
+            warn_overforget(self.name, self.overforget, self.overforget_hint)
 
     def _validated(self, model: nn.Module, task: UnlearningTask, state: Optional[RequestState]) -> UnlearningTask:
         """Type checks, the withheld splits removed, the required ones present."""

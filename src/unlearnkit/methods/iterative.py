@@ -3,21 +3,42 @@ phase over retain batches (see ``methods/base.py`` for the template both familie
 
 ``update(loss)`` does the optimiser step and honours an update mask, so "change only these weights"
 (SalUn, SAPS) is a property of the family, not of each method.
+
+Divergence guard: ``update`` checks that every loss is finite and the run checks the weights and the
+outputs on the forget set after its last epoch. When any is NaN or infinite the run starts again from the input model (weights,
+buffers, random streams and request state as they were) with every learning rate halved, at most
+``restarts`` times; the result is then exactly what the method gives with that smaller ``lr``
+(``self.lr_scale`` and ``self.restarts`` say which, a ``DivergenceWarning`` names it). A run that
+still diverges raises ``NonFiniteError`` naming the method, the seed and the setting to lower. A
+run that never diverges is untouched (same steps, same result). See docs/architecture.md.
 """
 
 from __future__ import annotations
 
+import logging
+import warnings
 from dataclasses import dataclass
 from typing import Any, ClassVar, Optional
 
 import torch
 from torch import nn
 
-from ..errors import UnknownNameError
+from ..checks import nonfinite_parameters
+from ..errors import DivergenceWarning, NonFiniteError, UnknownNameError
 from ..params import hp
 from ..task import UnlearningTask
 from ..training import TrainRecipe, make_optimizer
+from ..utils import eval_mode, reseed
 from .base import SelectionParams, UnlearningMethod
+
+log = logging.getLogger(__name__)
+
+#: each restart of the divergence guard multiplies every learning rate by this
+BACKOFF = 0.5
+#: the default number of restarts (``restarts``); runs with it keep their cache and cell keys
+DEFAULT_RESTARTS = 3
+#: forget rows whose outputs the guard checks after a run
+CHECK_ROWS = 256
 
 
 @dataclass
@@ -32,12 +53,31 @@ class IterativeParams(SelectionParams):
                                       "drawn once from the seed, replaces the retain set (cost stops growing "
                                       "with the data set); None = the whole retain set",
                                       "our option, see BENCHMARKS.md#scaling", ge=1)
+    restarts: int = hp(DEFAULT_RESTARTS, "divergence guard: when a loss or the weights become NaN or infinite, "
+                       "restart from the input model with every learning rate halved, at most this many times "
+                       "(0 = fail at once)", "our choice, see docs/architecture.md#divergence-guard", ge=0)
 
     def to_dict(self) -> dict[str, Any]:
         values = super().to_dict()
         if values.get("retain_budget") is None:  # runs without a budget keep their cache and cell keys
             values.pop("retain_budget", None)
+        if values.get("restarts") == DEFAULT_RESTARTS:  # so do runs with the default guard
+            values.pop("restarts", None)
         return values
+
+
+class Diverged(Exception):
+    """Raised inside a run when a loss or the weights stop being finite (caught by the guard)."""
+
+
+def _containers(value: Any) -> Any:
+    """A copy of the dicts and lists of request-state data that shares their tensors (enough to undo a
+    run: methods replace state entries, they do not write into the stored tensors)."""
+    if isinstance(value, dict):
+        return {k: _containers(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_containers(v) for v in value]
+    return value
 
 
 class IterativeMethod(UnlearningMethod):
@@ -52,8 +92,37 @@ class IterativeMethod(UnlearningMethod):
     has_min_phase: ClassVar[bool] = False
 
     def _unlearn(self, model: nn.Module, task: UnlearningTask) -> None:
+        """The run under the divergence guard (module docstring): restarts with a smaller step until
+        a run ends with finite weights, or ``restarts`` are spent."""
         task = self.budgeted(task)
-        self.model, self.task = model, task
+        saved_state = _containers(self.state.data)
+        self.restarts, self.lr_scale = 0, 1.0
+        while True:
+            try:
+                return self._run(model, task)
+            except Diverged as exc:
+                if self.restarts >= self.params.restarts:
+                    raise NonFiniteError(self._divergence_message(exc)) from None
+                self.restarts += 1
+                self.lr_scale *= BACKOFF
+                warnings.warn(f"{self.name} diverged with seed {self.seed} ({exc}); restarting from the input "
+                              f"model with lr x{self.lr_scale:g} (lr {self.params.lr * self.lr_scale:.3g})",
+                              DivergenceWarning, stacklevel=3)
+                model.load_state_dict(self.original.state_dict())
+                self.state.data = _containers(saved_state)
+                reseed(self.seed)
+                self.generator = torch.Generator().manual_seed(self.seed)
+
+    def _divergence_message(self, exc: Diverged) -> str:
+        tried = f"lr {self.params.lr:.3g}" + (f" and {self.restarts} restart(s) down to lr "
+                                              f"{self.params.lr * self.lr_scale:.3g}" if self.restarts else "")
+        return (f"method {self.name!r} produced NaN or infinite weights or loss ({exc}) with seed {self.seed} "
+                f"({tried}); lower its learning rate (--set {self.name}.lr=...) or number of epochs, or allow "
+                f"more restarts ({self.name}.restarts)")
+
+    def _run(self, model: nn.Module, task: UnlearningTask) -> None:
+        """One run of the loop at ``self.lr_scale`` times the method's learning rates."""
+        self.model, self.task, self.epoch = model, task, 0
         self.update_mask: Optional[dict[str, torch.Tensor]] = None
         selection = self.selection_mask(model, task)  # at the learned parameters, before prepare
         model.train()
@@ -62,14 +131,33 @@ class IterativeMethod(UnlearningMethod):
             own = self.update_mask
             self.set_update_mask(selection if own is None else {n: m * own[n] for n, m in selection.items()})
         self.optimizer = self.make_optimizer(model)
+        if self.lr_scale != 1.0:
+            for group in self.optimizer.param_groups:
+                group["lr"] *= self.lr_scale
         self.scheduler = self.make_scheduler(self.optimizer)
         for epoch in range(self.epoch_count()):
+            self.epoch = epoch
             self.run_epoch(epoch)
             if self.scheduler is not None:
                 self.scheduler.step()
             if self.should_stop(epoch):
                 break
+        self.check_finite(model, task)
         self.finish(model, task)
+
+    @staticmethod
+    def check_finite(model: nn.Module, task: UnlearningTask) -> None:
+        """Raise ``Diverged`` when the weights, or the eval-mode outputs on (up to ``CHECK_ROWS`` of) the
+        forget set, hold NaN or infinite values: weights that grew until the outputs overflow are as
+        diverged as NaN weights, though every one of them is finite."""
+        bad = nonfinite_parameters(model)
+        if bad:
+            raise Diverged(f"non-finite {', '.join(bad[:3])} after the last epoch")
+        with eval_mode(model), torch.no_grad():
+            outputs = model(task.forget.x[:CHECK_ROWS])
+        if not bool(torch.isfinite(outputs).all()):
+            raise Diverged("non-finite outputs on the forget set after the last epoch (the weights grew until "
+                           "the outputs overflow)")
 
     # -- hooks ------------------------------------------------------------------------------
     def prepare(self, model: nn.Module, task: UnlearningTask) -> None:
@@ -154,7 +242,10 @@ class IterativeMethod(UnlearningMethod):
 
     def update(self, loss: torch.Tensor) -> None:
         """zero_grad, backward, optimiser step; with an update mask, masked-out entries keep their
-        values exactly (gradients are masked and weight decay/momentum effects are undone)."""
+        values exactly (gradients are masked and weight decay/momentum effects are undone). A loss that
+        is not finite stops the run (``Diverged``, for the divergence guard) before it reaches the weights."""
+        if not bool(torch.isfinite(loss.detach())):
+            raise Diverged(f"{'NaN' if bool(loss.isnan()) else 'infinite'} loss at epoch {self.epoch + 1}")
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if self.update_mask is None:

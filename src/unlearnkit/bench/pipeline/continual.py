@@ -13,7 +13,8 @@ requests 1..r-1 (relapse; absent for r = 1); ``time_s``, this request's unlearni
 (``Experiment.retrain_time``: every Retrain of the stream trains on nearly the same data, the training
 set minus at most everything requested, so one measured time stands for each and speedups divide
 times of the same run); ``cum_retrain_time_s`` = r x that, what serving requests 1..r by retraining
-would have cost; ``noop`` as in a single request's row, for this request's call.
+would have cost; ``noop``, ``overforget`` and ``restarts`` as in a single request's row, for this
+request's call.
 
 After every request, the rows so far, the model and the method's state are written atomically to one
 checkpoint file per (method, seed) cell; a killed run resumes at the first request it had not
@@ -83,7 +84,7 @@ class CellRunner(Protocol):
     def start_model(self, seed: int, data: Any, original: nn.Module, method: Any) -> nn.Module: ...
     def evaluate(self, model: nn.Module, ctx: Any) -> dict[str, Any]: ...
     def row_head(self, ctx: Any, name: str) -> dict[str, Any]: ...
-    def noop_field(self, method: Any) -> dict[str, bool]: ...
+    def call_fields(self, method: Any) -> dict[str, Any]: ...
 
 
 def run_requests(exp: CellRunner, ctx: Any, name: str, checkpoint: RequestCheckpoint) -> list[dict[str, Any]]:
@@ -116,7 +117,7 @@ def run_requests(exp: CellRunner, ctx: Any, name: str, checkpoint: RequestCheckp
         previous = rows[-1] if rows else {"cum_time_s": 0.0, "cum_retrain_time_s": 0.0}
         row.update(time_s=seconds, time_source="measured", cum_time_s=previous["cum_time_s"] + seconds,
                    retrain_time_s=one_retrain, cum_retrain_time_s=previous["cum_retrain_time_s"] + one_retrain)
-        row.update(exp.noop_field(method))  # this request's call, not the stream's
+        row.update(exp.call_fields(method))  # this request's call, not the stream's
         rows.append(row)
         checkpoint.save(rows, model, state)
     return rows

@@ -159,11 +159,22 @@ class Experiment:
         return {"method": name, "scenario": c.scenario, "dataset": c.dataset, "model": c.model, "seed": ctx.seed}
 
     @staticmethod
-    def noop_field(method: Optional[UnlearningMethod]) -> dict[str, bool]:
-        """``noop`` of the row of one unlearning call: True when it left the forget predictions and
-        loss unchanged (``method.noop``); absent for the fixed references and methods meant to change
-        nothing."""
-        return {"noop": method.noop is not None} if method is not None and method.changes_model else {}
+    def call_fields(method: Optional[UnlearningMethod]) -> dict[str, Any]:
+        """The checks of one unlearning call, for its row: ``noop`` (True when it left the forget
+        predictions and loss unchanged, ``method.noop``), ``overforget`` (True when it pushed the forget
+        set past unseen data, ``method.overforget``; False also where that check does not apply),
+        ``overforget_auc`` (the check's statistic, where it applies) and, for methods with the divergence
+        guard, ``restarts`` (0 unless a run diverged and restarted with a smaller learning rate). Absent
+        for the fixed references and methods meant to change nothing."""
+        if method is None or not method.changes_model:
+            return {}
+        report = method.overforget
+        fields: dict[str, Any] = {"noop": method.noop is not None, "overforget": bool(report and report.overforget)}
+        if report is not None:
+            fields["overforget_auc"] = report.auc
+        if getattr(method, "restarts", None) is not None:
+            fields["restarts"] = method.restarts
+        return fields
 
     def run_method(self, ctx: SeedContext, name: str) -> dict[str, Any]:
         """Unlearn with ``name`` from the original model of ``ctx`` and return the result row."""
@@ -183,7 +194,7 @@ class Experiment:
         row.update(self.evaluate(model, ctx))
         row["time_s"] = seconds
         row["time_source"] = "measured"
-        row.update(self.noop_field(method))
+        row.update(self.call_fields(method))
         return row
 
     def run_cell(self, ctx: SeedContext, name: str) -> list[dict[str, Any]]:

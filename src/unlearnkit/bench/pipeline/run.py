@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, Iterator, Optional
 
 from ..._version import __version__
-from ...errors import NoOpWarning, UnlearnkitError
+from ...errors import DivergenceWarning, NoOpWarning, OverForgetWarning, UnlearnkitError
 from ...utils import atomic_write_text, to_jsonable, warm_up_torch
 from ..reports.summary import summarize, write_outputs
 from .cache import ModelCache
@@ -30,6 +30,8 @@ from .experiment import Experiment, SeedContext
 from .runtime import plan_workers, progress_bar, runtime_record
 
 log = logging.getLogger(__name__)
+
+_CALL_WARNINGS = {w.__name__: w for w in (NoOpWarning, OverForgetWarning, DivergenceWarning)}
 
 EXPERIMENT_FILE = "experiment.json"
 ROWS_FILE = "rows.jsonl"
@@ -186,8 +188,8 @@ def _cells_in_workers(exp: Experiment, cells: list[tuple[int, str]], bar, worker
         where = f"seed {payload['seed']} {payload['method']}"
         for text in res.get("warnings", ()):  # "Category: message" or "level (logger): message"
             kind, _, message = text.partition(": ")
-            noop = kind == NoOpWarning.__name__
-            warnings.warn(f"{where}: {message if noop else text}", NoOpWarning if noop else RuntimeWarning,
+            category = _CALL_WARNINGS.get(kind)  # the checks of an unlearning call keep their class
+            warnings.warn(f"{where}: {message if category else text}", category or RuntimeWarning,
                           stacklevel=2)
         if res["status"] != "done":
             reason = (res.get("error") or "").strip().splitlines()

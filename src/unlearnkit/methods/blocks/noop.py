@@ -74,4 +74,4 @@ def warn_noop(method: str, report: NoOpReport, hint: str) -> None:
     warnings.warn(
         f"{method} left the forget set unchanged: every prediction is the same and the forget loss moved "
         f"{report.loss_before:.3g} -> {report.loss_after:.3g}. Likely cause: {cause}. Try: {hint}",
-        NoOpWarning, stacklevel=3)
+        NoOpWarning, stacklevel=4)  # the caller of unlearn()

@@ -1,0 +1,106 @@
+"""The divergence guard of the iterative family: a run whose loss, weights or outputs stop being finite
+restarts from the input model with every learning rate halved, and its result is exactly that of a
+fresh run at the smaller rate; a run that still diverges is an error naming method, seed and setting."""
+
+from __future__ import annotations
+
+import copy
+import warnings
+
+import pytest
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+import unlearnkit
+from unlearnkit.errors import DivergenceWarning, NonFiniteError
+from unlearnkit.methods import get_method
+from unlearnkit.methods.blocks.state import RequestState
+from unlearnkit.methods.iterative import Diverged, IterativeMethod, IterativeParams
+
+
+class Fragile(IterativeMethod):
+    """Fine-tuning on the retain set whose loss turns infinite whenever its step is above ``LIMIT``:
+    a stand-in for a method that diverges at its default lr and not at half of it. It also appends
+    to the request state in ``prepare`` (as methods that carry state across requests do) and draws
+    from the global random stream (as dropout does)."""
+
+    name = "fragile"
+    requires = ("forget", "retain")
+    has_min_phase = True
+    LIMIT = 0.03
+
+    def prepare(self, model, task):
+        self.state.data["calls"] = self.state.data.get("calls", []) + [len(task.forget)]
+        self.noise = torch.rand(1).item()
+
+    def min_step(self, x, y, epoch):
+        loss = F.cross_entropy(self.model(x), y) * (1 + 1e-3 * self.noise)
+        if self.optimizer.param_groups[0]["lr"] > self.LIMIT and epoch == 1:
+            return loss * float("inf")
+        return loss
+
+
+def _same(a: nn.Module, b: nn.Module) -> bool:
+    return all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
+
+
+def test_a_diverging_run_restarts_with_half_the_lr_and_equals_a_fresh_run_there(toy_random):
+    model, data = toy_random
+    state = RequestState()
+    method = Fragile(IterativeParams(lr=0.1, epochs=2))
+    with pytest.warns(DivergenceWarning) as record:
+        out = method.unlearn(model, data.task, seed=3, state=state)
+    # lr 0.1 and 0.05 diverge in their second epoch, 0.025 does not
+    assert method.restarts == 2 and method.lr_scale == 0.25
+    assert [str(w.message).split(";")[0] for w in record] == [
+        "fragile diverged with seed 3 (infinite loss at epoch 2)"] * 2
+    assert "lr x0.25 (lr 0.025)" in str(record[1].message)
+    fresh = Fragile(IterativeParams(lr=0.025, epochs=2))
+    fresh_state = RequestState()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DivergenceWarning)  # it does not diverge
+        expected = fresh.unlearn(model, data.task, seed=3, state=fresh_state)
+    assert fresh.restarts == 0 and _same(out, expected)
+    assert state.data == fresh_state.data == {"calls": [len(data.task.forget)]}  # the state as after one run
+
+
+def test_a_run_that_still_diverges_names_method_seed_and_setting(toy_random):
+    model, data = toy_random
+    method = Fragile(IterativeParams(lr=1.0, epochs=2, restarts=2))  # 1.0, 0.5, 0.25: all above the limit
+    with pytest.warns(DivergenceWarning), pytest.raises(NonFiniteError) as err:
+        method.unlearn(model, data.task, seed=5)
+    text = str(err.value)
+    assert "'fragile' produced NaN or infinite weights or loss (infinite loss at epoch 2) with seed 5" in text
+    assert "lr 1 and 2 restart(s) down to lr 0.25" in text and "--set fragile.lr=" in text
+
+
+def test_restarts_zero_fails_at_once(toy_random):
+    model, data = toy_random
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DivergenceWarning)
+        with pytest.raises(NonFiniteError, match=r"with seed 0 \(lr 0.1\); lower its learning rate"):
+            Fragile(IterativeParams(lr=0.1, epochs=2, restarts=0)).unlearn(model, data.task, seed=0)
+
+
+def test_the_default_guard_keeps_cache_and_cell_keys():
+    assert "restarts" not in get_method("ga").params.to_dict()
+    assert get_method("ga", restarts=1).params.to_dict()["restarts"] == 1
+
+
+def test_weights_that_overflow_the_outputs_count_as_diverged(toy_random):
+    model, data = toy_random
+    blown = copy.deepcopy(model)
+    with torch.no_grad():
+        for p in blown.parameters():
+            p.mul_(1e20)  # finite weights, infinite logits
+    assert all(bool(torch.isfinite(p).all()) for p in blown.parameters())
+    with pytest.raises(Diverged, match="non-finite outputs on the forget set"):
+        IterativeMethod.check_finite(blown, data.task)
+    IterativeMethod.check_finite(model, data.task)  # the trained model passes
+
+
+def test_a_real_method_far_past_its_step_still_fails_with_its_setting(toy_random):
+    model, data = toy_random
+    with pytest.warns(DivergenceWarning), pytest.raises(NonFiniteError, match=r"'ga' .* seed 0 .*--set ga.lr="):
+        unlearnkit.unlearn(model, (data.task.forget.x, data.task.forget.y), method="ga", lr=1e30, epochs=3)
