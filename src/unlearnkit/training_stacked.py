@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import copy
 import logging
+import math
+import time
 from dataclasses import dataclass
 from typing import Optional, Sequence
 
@@ -88,6 +90,30 @@ def train_many(runs: Sequence[TrainingRun], recipe: TrainRecipe, *, device: Opti
 def _train_serial(runs: Sequence[TrainingRun], recipe: TrainRecipe, device: torch.device) -> None:
     for run in runs:
         train_model(run.model, run.data, recipe, generator=run.generator, device=device)
+
+
+def time_stacking(model: nn.Module, data: Split, recipe: TrainRecipe, models: int, *, device: torch.device,
+                  steps: int = 6, repeats: int = 2) -> dict[str, float]:
+    """Seconds that ``models`` copies of ``model`` take for ``steps`` training steps of ``recipe`` on
+    ``data``, trained one by one (``serial_s``) and as one stack (``stacked_s``, inf where vmap cannot
+    batch the model), each the best of ``repeats`` timings after a warm-up run (first calls pay one-off
+    costs; the best of several is the least disturbed by other work on the machine)."""
+    rows = data.subset(list(range(min(len(data), steps * recipe.batch_size))))
+    one_epoch = TrainRecipe(**{**recipe.to_dict(), "epochs": 1})
+
+    def best(train) -> float:
+        times = []
+        for _ in range(repeats + 1):
+            runs = [TrainingRun(copy.deepcopy(model), rows, torch.Generator().manual_seed(i)) for i in range(models)]
+            start = time.perf_counter()
+            if train(runs) is False:
+                return math.inf
+            times.append(time.perf_counter() - start)
+        return min(times[1:])
+
+    return {"serial_s": best(lambda runs: _train_serial(runs, one_epoch, device)),
+            "stacked_s": best(lambda runs: _train_stacked(runs, one_epoch, device)),
+            "models": models, "steps": -(-len(rows) // recipe.batch_size)}
 
 
 class _Batches:

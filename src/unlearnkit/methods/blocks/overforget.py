@@ -48,7 +48,7 @@ ACC_MARGIN = 0.15
 #: how far past 0.5 the forget-below-unseen probability A must be, at least, to flag a call
 AUC_MARGIN = 0.2
 #: ... and, for either, how many null standard deviations (a small forget set is noisy)
-OVERFORGET_Z = 3.0
+OVERFORGET_Z = 4.0
 #: unseen rows the check reads at most (a fixed draw, so that its cost does not grow with the data)
 MAX_UNSEEN = 2000
 #: the warning's advice when a method has none of its own
@@ -152,10 +152,11 @@ def check_overforget(model: nn.Module, task: Any) -> Optional[OverforgetReport]:
 def warn_overforget(method: str, report: OverforgetReport, hint: str) -> None:
     """Warn (``OverForgetWarning``) that ``method`` pushed the forget set past unseen data, with what to try."""
     warnings.warn(
-        f"{method} pushed the forget set past unseen data: a forgotten example's confidence is below that of an "
-        f"unseen example of its class in {report.auc:.0%} of pairs (about 50% when the forget set looks unseen, "
-        f"as Retrain leaves a random deletion; flagged from {report.threshold:.0%}); forget accuracy "
-        f"{report.forget_acc:.1%} vs {report.unseen_acc:.1%} on unseen data of the same classes. The forget set "
-        f"stands out again, from the other side. Try: {hint}. (If it is not a sample of the training data with "
-        "its true labels, the check does not apply: set task.metadata['forget_like_unseen'] = False.)",
+        f"{method} pushed the forget set past unseen data: forget accuracy {report.forget_acc:.1%} against "
+        f"{report.unseen_acc:.1%} on unseen data of the same classes (flagged from {report.acc_threshold:.1%} "
+        f"below), and a forgotten example is less confident than an unseen one of its class in {report.auc:.0%} "
+        f"of pairs (flagged from {report.auc_threshold:.0%}; about 50% when the forget set looks unseen, as "
+        f"Retrain leaves a sample of its training data). The forget set stands out again, from the other side. "
+        f"Try: {hint}. (The check assumes the forget set is a sample of the training data with its true labels; "
+        "if it is not, set task.metadata['forget_like_unseen'] = False.)",
         OverForgetWarning, stacklevel=4)  # the caller of unlearn()
