@@ -5,7 +5,7 @@ phase over retain batches (see ``methods/base.py`` for the template both familie
 (SalUn, SAPS) is a property of the family, not of each method.
 
 Divergence guard: ``update`` checks that every loss is finite and the run checks the weights and the
-outputs on the forget set after its last epoch. When any is NaN or infinite the run starts again from the input model (weights,
+outputs on forget and retain data after its last epoch. When any is NaN or infinite the run starts again from the input model (weights,
 buffers, random streams and request state as they were) with every learning rate halved, at most
 ``restarts`` times; the result is then exactly what the method gives with that smaller ``lr``
 (``self.lr_scale`` and ``self.restarts`` say which, a ``DivergenceWarning`` names it). A run that
@@ -37,7 +37,7 @@ log = logging.getLogger(__name__)
 BACKOFF = 0.5
 #: the default number of restarts (``restarts``); runs with it keep their cache and cell keys
 DEFAULT_RESTARTS = 3
-#: forget rows whose outputs the guard checks after a run
+#: forget rows, and retain rows, whose outputs the guard checks after a run
 CHECK_ROWS = 256
 
 
@@ -145,19 +145,24 @@ class IterativeMethod(UnlearningMethod):
         self.check_finite(model, task)
         self.finish(model, task)
 
-    @staticmethod
-    def check_finite(model: nn.Module, task: UnlearningTask) -> None:
-        """Raise ``Diverged`` when the weights, or the eval-mode outputs on (up to ``CHECK_ROWS`` of) the
-        forget set, hold NaN or infinite values: weights that grew until the outputs overflow are as
-        diverged as NaN weights, though every one of them is finite."""
+    def check_finite(self, model: nn.Module, task: UnlearningTask) -> None:
+        """Raise ``Diverged`` when the weights, or the eval-mode outputs on (up to ``CHECK_ROWS`` of each
+        of) the forget set and the retain set (where the method reads it), hold NaN or infinite values:
+        weights that grew until the outputs overflow are as diverged as NaN weights, though every one
+        of them is finite."""
         bad = nonfinite_parameters(model)
         if bad:
             raise Diverged(f"non-finite {', '.join(bad[:3])} after the last epoch")
-        with eval_mode(model), torch.no_grad():
-            outputs = model(task.forget.x[:CHECK_ROWS])
-        if not bool(torch.isfinite(outputs).all()):
-            raise Diverged("non-finite outputs on the forget set after the last epoch (the weights grew until "
-                           "the outputs overflow)")
+        reads = set(self.requires) | set(self.optional)
+        for name in ("forget", "retain"):
+            split = getattr(task, name)
+            if split is None or name not in reads:
+                continue
+            with eval_mode(model), torch.no_grad():
+                outputs = model(split.x[:CHECK_ROWS])
+            if not bool(torch.isfinite(outputs).all()):
+                raise Diverged(f"non-finite outputs on the {name} set after the last epoch (the weights grew until "
+                               "the outputs overflow)")
 
     # -- hooks ------------------------------------------------------------------------------
     def prepare(self, model: nn.Module, task: UnlearningTask) -> None:
