@@ -16,7 +16,7 @@ import unlearnkit
 from unlearnkit.errors import DivergenceWarning, NonFiniteError
 from unlearnkit.methods import get_method
 from unlearnkit.methods.blocks.state import RequestState
-from unlearnkit.methods.iterative import Diverged, IterativeMethod, IterativeParams
+from unlearnkit.methods.iterative import GROWTH_LIMIT, Diverged, IterativeMethod, IterativeParams
 
 
 class Fragile(IterativeMethod):
@@ -96,9 +96,28 @@ def test_weights_that_overflow_the_outputs_count_as_diverged(toy_random):
             p.mul_(1e20)  # finite weights, infinite logits
     assert all(bool(torch.isfinite(p).all()) for p in blown.parameters())
     guard = get_method("ft")
+    guard.original = model  # the input model of a run
     with pytest.raises(Diverged, match="non-finite outputs on the forget set"):
-        guard.check_finite(blown, data.task)
-    guard.check_finite(model, data.task)  # the trained model passes
+        guard.check_diverged(blown, data.task)
+    guard.check_diverged(model, data.task)  # the trained model passes
+
+
+def test_weights_that_grew_past_the_limit_count_as_diverged(toy_random):
+    """Weights whose norm ends just over GROWTH_LIMIT times the input's (outputs still finite) are
+    diverged; just under it, they are not."""
+    model, data = toy_random
+    guard = get_method("ft")
+    guard.original = model
+    for factor, diverged in ((GROWTH_LIMIT * 1.01, True), (GROWTH_LIMIT * 0.99, False)):
+        grown = copy.deepcopy(model)
+        with torch.no_grad():
+            for p in grown.parameters():
+                p.mul_(factor)
+        if diverged:
+            with pytest.raises(Diverged, match=r"the weights' norm grew 101-fold, over the limit of 100"):
+                guard.check_diverged(grown, data.task)
+        else:
+            guard.check_diverged(grown, data.task)
 
 
 def test_a_real_method_far_past_its_step_still_fails_with_its_setting(toy_random):

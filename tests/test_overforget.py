@@ -58,15 +58,15 @@ def test_the_accuracy_arm_fires_from_its_margin():
 
 
 def test_the_rank_arm_fires_from_its_margin():
-    """Every example correct (no accuracy gap): forget phi = 1 is below 70 of 100 unseen phi (2.0, the
-    rest 0.5), A = 0.70 = 0.5 + AUC_MARGIN: fires; below 69 of them: does not."""
+    """Every example correct (no accuracy gap): forget phi = 1 is below 600 of 1000 unseen phi (2.0, the
+    rest 0.5), A = 0.60 = 0.5 + AUC_MARGIN: fires; below 599 of them: does not."""
     model = _passthrough()
-    forget = _split([1.0] * 100)
-    at = overforget_report(model, forget, _split([2.0] * 70 + [0.5] * 30))
-    assert at.acc_gap == 0 and at.auc == pytest.approx(0.70) and at.auc_threshold == pytest.approx(0.5 + AUC_MARGIN)
+    forget = _split([1.0] * 1000)
+    at = overforget_report(model, forget, _split([2.0] * 600 + [0.5] * 400))
+    assert at.acc_gap == 0 and at.auc == pytest.approx(0.60) and at.auc_threshold == pytest.approx(0.5 + AUC_MARGIN)
     assert at.overforget
-    below = overforget_report(model, forget, _split([2.0] * 69 + [0.5] * 31))
-    assert below.auc == pytest.approx(0.69) and not below.overforget
+    below = overforget_report(model, forget, _split([2.0] * 599 + [0.5] * 401))
+    assert below.auc == pytest.approx(0.599) and not below.overforget
 
 
 def test_a_small_forget_set_is_not_flagged_for_its_noise():

@@ -128,15 +128,16 @@ class RUM(UnlearningMethod):
             warnings.simplefilter("always")
             try:
                 inner.unlearn(model, task, seed=self.seed + step, device=self.device, inplace=True)
+                failed = False
             except NonFiniteError:
-                raise NonFiniteError(f"method 'rum' diverged (NaN or infinite weights) on its {level}-memorisation "
-                                     f"group with seed {self.seed}; lower lr_{level} or epochs_{level}") from None
+                failed = True
         for w in caught:
             if issubclass(w.category, DivergenceWarning):
                 warnings.warn(f"rum: NegGrad+ on the {level}-memorisation group diverged with seed {self.seed} and "
                               f"restarted with a smaller step ({w.message})", DivergenceWarning, stacklevel=4)
             elif not issubclass(w.category, OverForgetWarning):
                 warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
-
-
-
+        if failed:
+            raise NonFiniteError(f"method 'rum' diverged (NaN or infinite weights) on its {level}-memorisation group "
+                                 f"with seed {self.seed}, also after {inner.params.restarts} restart(s) with the step "
+                                 f"halved; lower lr_{level} or epochs_{level}")

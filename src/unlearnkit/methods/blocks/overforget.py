@@ -8,23 +8,24 @@ single the forget set out as clearly as the Original did, from the other side. T
 catches a call that did too little; this one catches a call that did too much, from data the method
 had (the task's test and third-party data, never a retrained model).
 
-Criterion. With phi(x, y) = z_y - logsumexp_{j != y} z_j the logit-scaled confidence of the output
-model, F_c the forget examples of class c and U_c the unseen ones (test + third-party, at most
-``MAX_UNSEEN`` rows drawn once),
+Criterion (docs/metrics.md#over-forgetting). With phi(x, y) = z_y - logsumexp_{j != y} z_j the
+logit-scaled confidence of the output model, F_c the forget examples of class c and U_c the unseen ones
+(test + third-party, at most ``MAX_UNSEEN`` rows drawn once), over the classes with unseen examples and
+with w_c = |F_c| / sum_c |F_c|:
 
-    A = sum_c w_c P(phi(f) < phi(u) | f in F_c, u in U_c)    (ties count 1/2),   w_c = |F_c| / sum_c |F_c|
+    d = sum_c w_c (acc(U_c) - acc(F_c))                                  accuracy gap
+    A = sum_c w_c P(phi(f) < phi(u) | f in F_c, u in U_c)  (ties 1/2)    rank statistic
 
-over the classes with unseen examples. A = 0.5 when the forget set looks like unseen data, 1 when
-every forgotten example is below every unseen one of its class. The call over-forgets when
+d = 0 and A = 0.5 when the forget set looks like unseen data. The call over-forgets when
 
-    A >= 0.5 + max(OVERFORGET_MARGIN, OVERFORGET_Z * sigma),   sigma^2 = sum_c w_c^2 (|F_c| + |U_c| + 1) / (12 |F_c| |U_c|)
+    d >= max(ACC_MARGIN, Z sigma_d)   or   A >= 0.5 + max(AUC_MARGIN, Z sigma_A),
 
-sigma being A's standard deviation when forget and unseen examples are exchangeable (Mann-Whitney), so
-that a small forget set is not flagged for its noise. It applies unless the task says otherwise:
-``task.corrected`` given (a correction: Retrain learns the corrected examples) or
-``task.metadata["forget_like_unseen"] is False`` (set by the class, subclass, backdoor, label and
-feature scenarios: there Retrain does not treat the forget set like unseen data). docs/metrics.md
-explains it for users.
+sigma_d and sigma_A being their standard deviations when forget and unseen examples are exchangeable
+(binomial with the pooled accuracy of each class; Mann-Whitney), so that a small forget set is not
+flagged for its noise. It applies unless the task says otherwise: ``task.corrected`` given (a
+correction: Retrain learns the corrected examples) or ``task.metadata["forget_like_unseen"] is False``
+(set by the class, subclass and backdoor scenarios: there Retrain does not treat the forget set like
+unseen data).
 """
 
 from __future__ import annotations
@@ -46,7 +47,7 @@ from .forget_loss import logit_confidence
 #: how far below the unseen accuracy the forget accuracy must be, at least, to flag a call
 ACC_MARGIN = 0.15
 #: how far past 0.5 the forget-below-unseen probability A must be, at least, to flag a call
-AUC_MARGIN = 0.2
+AUC_MARGIN = 0.1
 #: ... and, for either, how many null standard deviations (a small forget set is noisy)
 OVERFORGET_Z = 4.0
 #: unseen rows the check reads at most (a fixed draw, so that its cost does not grow with the data)
