@@ -39,7 +39,7 @@ from ..params import Hyperparameters, hp
 from ..task import UnlearningTask
 from ..training import TrainRecipe
 from ..training_stacked import TrainingRun
-from ..utils import resolve_device, seeded
+from ..utils import Timer, resolve_device, seeded
 from .blocks.registry import METHODS, RETAIN_FREE_SUFFIX, describe_data, register_method  # noqa: F401 (re-exported)
 from .blocks.noop import detect_noop, warn_noop
 from .blocks.overforget import OVERFORGET_HINT, check_overforget, warn_overforget
@@ -106,7 +106,8 @@ class UnlearningMethod(ABC):
         updates it, and ``state.done`` counts the requests completed.
         ``self.noop`` is then a ``NoOpReport`` (and a ``NoOpWarning`` raised) if nothing changed, and
         ``self.overforget`` the ``OverforgetReport`` of the result (None where the check does not apply;
-        an ``OverForgetWarning`` when it fires, see ``methods/blocks/overforget.py``)."""
+        an ``OverForgetWarning`` when it fires, see ``methods/blocks/overforget.py``); ``self.check_seconds``
+        is the time that check took, which ``timed_unlearn`` leaves out of a method's time."""
         task = self._validated(model, task, state)
         params = list(model.parameters())
         home = params[0].device if params else torch.device("cpu")
@@ -129,7 +130,9 @@ class UnlearningMethod(ABC):
                 result = self._unlearn(work, task)
             result = work if result is None else result
             self.noop = detect_noop(self.original, result, task.forget) if self.changes_model else None
-            self.overforget = check_overforget(result, task) if self.changes_model else None
+            with Timer() as check:  # an evaluation, not unlearning work: timed_unlearn leaves it out
+                self.overforget = check_overforget(result, task) if self.changes_model else None
+            self.check_seconds = check.seconds
             self.state.done += 1
         finally:
             self.state.move(torch.device("cpu"))
@@ -154,6 +157,13 @@ class UnlearningMethod(ABC):
                                  f"with seed {self.seed}; lower its learning rate or number of epochs")
         if self.overforget is not None and self.overforget.overforget:
             warn_overforget(self.name, self.overforget, self.overforget_hint)
+
+    def timed_unlearn(self, model: nn.Module, task: UnlearningTask, **kwargs: Any) -> tuple[nn.Module, float]:
+        """``unlearn(model, task, **kwargs)`` and its wall seconds less those of the over-forgetting check
+        it ends with (an evaluation of the result, not unlearning work): how every command times a method."""
+        with Timer() as t:
+            result = self.unlearn(model, task, **kwargs)
+        return result, t.seconds - self.check_seconds
 
     def _validated(self, model: nn.Module, task: UnlearningTask, state: Optional[RequestState]) -> UnlearningTask:
         """Type checks, the withheld splits removed, the required ones present."""

@@ -36,7 +36,7 @@ from torch import nn
 from ...evaluation.metrics import accuracy
 from ...methods import RequestState, get_method
 from ...scenarios.base import requested_rows
-from ...utils import Timer, to_jsonable
+from ...utils import to_jsonable
 
 log = logging.getLogger(__name__)
 
@@ -106,9 +106,7 @@ def run_requests(exp: CellRunner, ctx: Any, name: str, checkpoint: RequestCheckp
             model, seconds = (ctx.original, 0.0) if name == "original" else (retrain, one_retrain)
         else:
             task = ctx.scenario.request_view(ctx.data, r).task
-            with Timer() as t:
-                model = method.unlearn(model, task, seed=ctx.seed, device=exp.device, state=state)
-            seconds = t.seconds
+            model, seconds = method.timed_unlearn(model, task, seed=ctx.seed, device=exp.device, state=state)
         view = replace(ctx, data=seen, retrain=retrain, retrain_meta=retrain_meta)
         row = {**exp.row_head(ctx, name), "request": r}
         row.update(exp.evaluate(model, view))

@@ -113,9 +113,8 @@ class Experiment:
                "corrected": None if task.corrected is None else stable_hash(task.corrected.x.sum().item())}
 
         def train_retrain():
-            with Timer() as t:
-                model = get_method("retrain").unlearn(original, task, seed=seed, device=self.device)
-            return model, {"time_s": t.seconds}
+            model, seconds = get_method("retrain").timed_unlearn(original, task, seed=seed, device=self.device)
+            return model, {"time_s": seconds}
 
         retrain, meta = self.cache.get_or_create(key, self.new_model(seed), train_retrain)
         return retrain.eval(), meta
@@ -125,9 +124,8 @@ class Experiment:
         is trained again for the clock: its stored time was measured by whichever run trained it,
         under that run's load and threads, and a speedup must divide two times of the same run."""
         if ctx.retrain_seconds is None:
-            with Timer() as t:
-                get_method("retrain").unlearn(ctx.original, ctx.data.task, seed=ctx.seed, device=self.device)
-            ctx.retrain_seconds = t.seconds
+            _, ctx.retrain_seconds = get_method("retrain").timed_unlearn(ctx.original, ctx.data.task, seed=ctx.seed,
+                                                                         device=self.device)
         return ctx.retrain_seconds
 
     def start_model(self, seed: int, data: ScenarioData, original: nn.Module, method) -> nn.Module:
@@ -187,9 +185,7 @@ class Experiment:
         else:
             method = get_method(name, **params)
             start = self.start_model(ctx.seed, ctx.data, ctx.original, method)
-            with Timer() as t:
-                model = method.unlearn(start, ctx.data.task, seed=ctx.seed, device=self.device)
-            seconds = t.seconds
+            model, seconds = method.timed_unlearn(start, ctx.data.task, seed=ctx.seed, device=self.device)
         row = self.row_head(ctx, name)
         row.update(self.evaluate(model, ctx))
         row["time_s"] = seconds
