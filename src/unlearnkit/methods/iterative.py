@@ -124,9 +124,8 @@ class IterativeMethod(UnlearningMethod):
     def _divergence_message(self, exc: Diverged) -> str:
         tried = f"lr {self.params.lr:.3g}" + (f" and {self.restarts} restart(s) down to lr "
                                               f"{self.params.lr * self.lr_scale:.3g}" if self.restarts else "")
-        return (f"method {self.name!r} produced NaN or infinite weights or loss ({exc}) with seed {self.seed} "
-                f"({tried}); lower its learning rate (--set {self.name}.lr=...) or number of epochs, or allow "
-                f"more restarts ({self.name}.restarts)")
+        return (f"method {self.name!r} diverged ({exc}) with seed {self.seed} ({tried}); lower its learning rate "
+                f"(--set {self.name}.lr=...) or number of epochs, or allow more restarts ({self.name}.restarts)")
 
     def _run(self, model: nn.Module, task: UnlearningTask) -> None:
         """One run of the loop at ``self.lr_scale`` times the method's learning rates."""
