@@ -20,7 +20,6 @@ from __future__ import annotations
 import copy
 import logging
 import math
-import time
 from dataclasses import dataclass
 from typing import Optional, Sequence
 
@@ -33,6 +32,7 @@ from torch.optim.sgd import sgd as sgd_step
 
 from .data.split import Split
 from .training import TrainRecipe, epoch_learning_rates, fused_supported, train_model
+from .utils import Timer
 
 log = logging.getLogger(__name__)
 
@@ -105,10 +105,11 @@ def time_stacking(model: nn.Module, data: Split, recipe: TrainRecipe, models: in
         times = []
         for _ in range(repeats + 1):
             runs = [TrainingRun(copy.deepcopy(model), rows, torch.Generator().manual_seed(i)) for i in range(models)]
-            start = time.perf_counter()
-            if train(runs) is False:
+            with Timer() as t:  # synchronises a GPU, so that its queued work is counted
+                finished = train(runs)
+            if finished is False:
                 return math.inf
-            times.append(time.perf_counter() - start)
+            times.append(t.seconds)
         return min(times[1:])
 
     return {"serial_s": best(lambda runs: _train_serial(runs, one_epoch, device)),

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .blocks.forget_loss import FORGET_LOSS_HELP, FORGET_LOSSES, SATURATION_HINT, forget_ascent_loss
+from .blocks.forget_loss import FORGET_LOSS_HELP, FORGET_LOSSES, OVERSHOOT_HINT, SATURATION_HINT, forget_ascent_loss
 from .blocks.peers import ReferenceSGDParams
 from .base import hp, register_method
 from .iterative import IterativeMethod
@@ -40,6 +40,7 @@ class GradientAscent(IterativeMethod):
     Params = GAParams
     has_max_phase = True
     noop_hint = SATURATION_HINT
+    overforget_hint = OVERSHOOT_HINT
 
     def max_step(self, x, y, epoch):
         return forget_ascent_loss(self.model(x), y, self.params.forget_loss)

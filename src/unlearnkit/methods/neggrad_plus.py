@@ -31,7 +31,7 @@ from dataclasses import dataclass
 
 from torch.nn import functional as F
 
-from .blocks.forget_loss import FORGET_LOSS_HELP, FORGET_LOSSES, SATURATION_HINT, forget_ascent_loss
+from .blocks.forget_loss import FORGET_LOSS_HELP, FORGET_LOSSES, OVERSHOOT_HINT, SATURATION_HINT, forget_ascent_loss
 from .blocks.peers import ReferenceSGDParams
 from .base import hp, register_method
 from .iterative import IterativeMethod
@@ -53,6 +53,7 @@ class NegGradPlus(IterativeMethod):
     Params = NegGradPlusParams
     requires = ("forget", "retain")
     noop_hint = SATURATION_HINT
+    overforget_hint = OVERSHOOT_HINT
 
     def run_epoch(self, epoch):
         forget_batches = itertools.cycle(list(self.batches(self.task.forget)))
