@@ -1,5 +1,8 @@
-"""Imports flow one way: data/scenarios -> methods -> evaluation -> bench -> cli, and no module of the
-package takes part in an import cycle.
+"""Imports flow one way: data/scenarios -> methods -> evaluation -> bench | ledger -> cli, and no module
+of the package takes part in an import cycle.
+
+``ledger`` (deletion receipts on a user's own model) has the rank of ``bench``: it imports nothing
+of bench and bench nothing of it, and only ``cli`` sits above both.
 
 Scenarios and methods meet only in the task (``task.py``, ``goals.py``): neither imports the other.
 Every import inside the package (module level, lazy inside a function, or only for type checking) is
@@ -18,7 +21,7 @@ import unlearnkit
 
 PACKAGE = Path(unlearnkit.__file__).parent
 #: rank of each top-level part of the package; the shared chores (errors, params, data, ...) are 0
-LAYERS = {"scenarios": 1, "methods": 1, "evaluation": 2, "bench": 3, "cli": 4}
+LAYERS = {"scenarios": 1, "methods": 1, "evaluation": 2, "bench": 3, "ledger": 3, "cli": 4}
 #: rank of each package inside bench
 BENCH_LAYERS = {"reports": 1, "pipeline": 2, "grid": 3, "audit": 3}
 ALLOWED = {("scenarios", "evaluation.metrics")}

@@ -24,9 +24,11 @@ from ...methods import get_method
 from ...training import train_model
 from ...utils import Timer, exit_with_parent, seeded, stable_hash
 from ..pipeline.cache import ModelCache
+from ..pipeline.cells import collected_warnings
 from ..pipeline.config import ExperimentConfig
 from ..pipeline.experiment import Experiment
 from ..pipeline.runtime import runtime_key
+from .comparison import job_comparison
 from .config import AuditConfig
 
 log = logging.getLogger(__name__)
@@ -190,7 +192,14 @@ def get_unlearned(st: dict, method: str, k: int, seed: int):
 
 
 def run_job(job: AuditJob) -> dict[str, Any]:
-    """Build (or load) one model and return its statistics."""
+    """Build (or load) one model and return its statistics, with the warnings raised meanwhile."""
+    out: dict[str, Any] = {}
+    with collected_warnings(out):
+        result = _run_job(job)
+    return {**result, **out}
+
+
+def _run_job(job: AuditJob) -> dict[str, Any]:
     st = worker_context()
     kind, method, k, seed, full = job
     t0 = time.perf_counter()
@@ -211,6 +220,8 @@ def run_job(job: AuditJob) -> dict[str, Any]:
         # every model: the metrics averaged over the N challenge runs; the main model: all of them
         names = None if full else PER_RUN_METRICS
         reference = get_retrain(st, 0)[0] if full else None
+        if full:  # the comparison page's views of the main models
+            out["comparison"] = job_comparison(st, kind, method, model, get_original(st, 0)[0], reference)
         inputs = MetricInputs(data.task, reference=reference, seed=cfg["experiment"]["seeds"][0])
         out["metrics"], _ = compute_metrics(model, inputs, names)
         if full:

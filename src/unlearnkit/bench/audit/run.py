@@ -35,12 +35,14 @@ from ...methods import METHODS
 from ...methods.base import describe_data
 from ..pipeline.backends import get_backend
 from ..pipeline.cache import ModelCache
+from ..pipeline.cells import raise_again
 from ..pipeline.config import ExperimentConfig
 from ..pipeline.experiment import Experiment
 from ..pipeline.runtime import progress_bar, runtime_record
 from ..reports.audit import write_audit_outputs
 from ..reports.summary import summarize
 from .analysis import analyse
+from .comparison import write_audit_comparison
 from .config import AuditConfig
 from .jobs import AuditJob, config_payload, init_worker, plan_jobs, run_job, scenario_pieces
 from .stacked import choose_stacking, pretrain_stacked
@@ -57,7 +59,10 @@ def _execute(jobs: list[AuditJob], cfg: AuditConfig, cache: ModelCache, progress
     outcomes = get_backend(cfg.backend, cfg.address).run(
         run_job, jobs, workers=min(cfg.n_workers(), len(jobs)), threads=cfg.experiment.threads,
         initializer=init_worker, initargs=(config_payload(cfg), str(cache.root), cache.enabled))
+    repeated: dict[tuple, list[str]] = {}
     for job, result, error in outcomes:
+        for text in (result or {}).pop("warnings", ()) if error is None else ():
+            repeated.setdefault((job.method or job.kind, text.partition(":")[0]), []).append(text)
         if error is None:
             results[job.id] = result
         else:
@@ -66,6 +71,9 @@ def _execute(jobs: list[AuditJob], cfg: AuditConfig, cache: ModelCache, progress
         bar.set_postfix_str(job.name)
         bar.update(1)
     bar.close()
+    for (name, _), texts in repeated.items():  # a method run N times warns N times: once, with the count
+        more = f" (and {len(texts) - 1} more of its {name} runs)" if len(texts) > 1 else ""
+        raise_again(name, [texts[0] + more])
     return results, errors
 
 
@@ -121,6 +129,8 @@ def run_audit(config: AuditConfig, out_dir: str | Path | None = None, *, cache: 
            "forget_indices": {str(config.seed): data.forget_indices.tolist()}, "audit": audit}
     if out_dir is not None:
         write_audit_outputs(out, Path(out_dir))
+        records = [results[j.id]["comparison"] for j in jobs if j.full and results.get(j.id, {}).get("comparison")]
+        write_audit_comparison(out, records, data.task.forget, Path(out_dir))
     return out
 
 

@@ -89,7 +89,7 @@ def run_bench(spec: BenchSpec, store: ResultStore, *, cache: Optional[ModelCache
                 bar.update(1)
             say(_status_line(n, len(pending), cell, res))
             for warning in res.get("warnings", ()):
-                say(f"  {cell.group} seed {cell.seed} {cell.method}: {warning}")
+                say(f"  {cell.group} seed {cell.seed} {cell.method}: {' '.join(warning.split())}")
     if bar:
         bar.close()
     return BenchSummary(len(cells), len(cells) - len(pending), len(pending), counts["done"], counts["skipped"],

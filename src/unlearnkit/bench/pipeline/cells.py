@@ -10,6 +10,7 @@ with the warnings raised meanwhile. Workers only compute: the calling process re
 
 from __future__ import annotations
 
+import builtins
 import contextlib
 import logging
 import platform
@@ -18,17 +19,21 @@ import traceback
 import warnings
 from collections import OrderedDict
 from pathlib import Path
-from typing import Any, Callable, Iterator, Optional
+from typing import Any, Callable, Iterable, Iterator, Optional
 
-from ...errors import MissingSplitError, UnlearnkitError
+from ...errors import DivergenceWarning, MissingSplitError, NoOpWarning, OverForgetWarning, UnlearnkitError
 from ...utils import exit_with_parent, stable_hash
 from .backends import get_backend
 from .cache import ModelCache
+from .comparison import ComparisonCollector
 from .config import ExperimentConfig, base_hash
 from .experiment import Experiment
 from .runtime import apply_threads
 
 log = logging.getLogger(__name__)
+
+#: the warnings of an unlearning call's checks, raised again in the coordinator as their own class
+_CALL_WARNINGS = {w.__name__: w for w in (NoOpWarning, OverForgetWarning, DivergenceWarning)}
 
 _EXPERIMENTS: "OrderedDict[str, Experiment]" = OrderedDict()
 _CONTEXTS: "OrderedDict[tuple, Any]" = OrderedDict()
@@ -47,26 +52,35 @@ def execute_cell(payload: dict[str, Any]) -> dict[str, Any]:
     config = ExperimentConfig(**payload["config"])
     method, seed = payload["method"], payload["seed"]
     out: dict[str, Any] = {"cell_key": payload["cell_key"], "host": platform.node()}
-    with _collected_warnings(out):
+    with collected_warnings(out):
         _compute_cell(payload, config, method, seed, out)
     out["wall_s"] = time.perf_counter() - start
     return out
 
 
 class _ListHandler(logging.Handler):
+    """Keeps WARNING and above as text; passes the rest on to the root logger's handlers, where they
+    would have gone."""
+
     def __init__(self, records: list[str]) -> None:
-        super().__init__(logging.WARNING)
+        super().__init__(logging.NOTSET)
         self.records = records
 
     def emit(self, record: logging.LogRecord) -> None:
-        self.records.append(f"{record.levelname.lower()} ({record.name}): {record.getMessage()}")
+        if record.levelno >= logging.WARNING:
+            self.records.append(f"{record.levelname.lower()} ({record.name}): {record.getMessage()}")
+            return
+        for handler in logging.getLogger().handlers:
+            if record.levelno >= handler.level:
+                handler.handle(record)
 
 
 @contextlib.contextmanager
-def _collected_warnings(out: dict[str, Any]):
-    """Warnings logged (or ``warnings.warn``-ed) while a cell runs travel with its result: the
-    coordinator prints them above the progress bar with the cell named. Printed by a worker they
-    would land on the bar's line, without saying which cell they belong to."""
+def collected_warnings(out: dict[str, Any]):
+    """Warnings logged (or ``warnings.warn``-ed) while a cell runs travel with its result (``out["warnings"]``:
+    "Category: message" or "level (logger): message"): the coordinator raises them again with the cell
+    named (``raise_again``). Printed by a worker they would land on the progress bar's line, without
+    saying which cell they belong to."""
     records: list[str] = []
     logger = logging.getLogger("unlearnkit")
     handler, propagate = _ListHandler(records), logger.propagate
@@ -82,6 +96,21 @@ def _collected_warnings(out: dict[str, Any]):
         records += [f"{w.category.__name__}: {w.message}" for w in caught]
         if records:
             out["warnings"] = records
+
+
+def raise_again(where: str, texts: Iterable[str], stacklevel: int = 3) -> None:
+    """Raise each collected warning again here, prefixed with ``where`` (e.g. "seed 1 ft"): a warning
+    as a warning of its category (UserWarning when it is not a built-in or one of the call checks'), a logged
+    record as a log record of this module."""
+    for text in texts:
+        kind, _, message = text.partition(": ")
+        if " (" in kind:  # "warning (unlearnkit.methods.x)": it was logged
+            log.log(logging.getLevelName(kind.split(" ")[0].upper()), "%s: %s", where, message)
+            continue
+        category = _CALL_WARNINGS.get(kind) or getattr(builtins, kind, UserWarning)
+        if not (isinstance(category, type) and issubclass(category, Warning)):
+            category = UserWarning
+        warnings.warn(f"{where}: {message}", category, stacklevel=stacklevel)
 
 
 def _compute_cell(payload: dict[str, Any], config: ExperimentConfig, method: str, seed: int,
@@ -108,8 +137,12 @@ def _compute_cell(payload: dict[str, Any], config: ExperimentConfig, method: str
         out["forget_indices"] = ctx.data.forget_indices.tolist()
         out["forget_hash"] = stable_hash(out["forget_indices"])
         out["prepare_s"] = prepare_s
+        compare_seed = payload.get("compare_seed")
+        collector = exp.on_model = None if compare_seed is None else ComparisonCollector(compare_seed)
         rows = exp.run_cell(ctx, method)
         out.update(status="done", rows=rows, time_s=float(sum(r["time_s"] for r in rows)))
+        if collector is not None:
+            out["comparison"] = collector.take(method)
     except MissingSplitError as exc:  # the method cannot apply here: it needs a split this scenario lacks
         out.update(status="skipped", error=f"{type(exc).__name__}: {exc}")
     except UnlearnkitError as exc:  # a configuration error (or a diverged model): an error, in one line
@@ -119,11 +152,13 @@ def _compute_cell(payload: dict[str, Any], config: ExperimentConfig, method: str
 
 
 def cell_payload(config: ExperimentConfig, method: str, seed: int, key: str, cache: ModelCache,
-                 checkpoint_root: Optional[Path] = None) -> dict[str, Any]:
-    """What ``execute_cell`` needs to compute one cell in a worker (plain, picklable values)."""
+                 checkpoint_root: Optional[Path] = None, compare_seed: Optional[int] = None) -> dict[str, Any]:
+    """What ``execute_cell`` needs to compute one cell in a worker (plain, picklable values); with
+    ``compare_seed``, a cell of that seed also returns its comparison record (``pipeline/comparison.py``)."""
     return {"config": config.to_dict(), "method": method, "seed": seed, "cell_key": key,
             "cache_root": str(cache.root), "cache_enabled": cache.enabled,
-            "checkpoint_root": None if checkpoint_root is None else str(checkpoint_root)}
+            "checkpoint_root": None if checkpoint_root is None else str(checkpoint_root),
+            "compare_seed": compare_seed}
 
 
 def compute_cells(payloads: list[dict[str, Any]], *, workers: int, threads: int, backend: str = "local",

@@ -10,9 +10,9 @@ to an output folder and resuming is ``run.run_experiment``'s.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 import numpy as np
 from torch import nn
@@ -46,6 +46,7 @@ class SeedContext:
     retrain: nn.Module
     retrain_meta: dict
     retrain_seconds: Optional[float] = None  # Retrain's training time measured in this process
+    extras: dict = field(default_factory=dict)  # what observers of the seed's cells keep (e.g. comparison references)
 
 
 class Experiment:
@@ -58,6 +59,8 @@ class Experiment:
         apply_threads(config.threads)  # the threading policy: every process that trains goes through here
         self._bundle: Optional[DatasetBundle] = None
         self.checkpoint_root: Optional[Path] = None  # per-request progress of continual cells (None: the cache's)
+        #: called as on_model(ctx, method, model) with each single-request cell's model (pipeline/comparison.py)
+        self.on_model: Optional[Callable[[SeedContext, str, nn.Module], None]] = None
         if warm_up:  # so that no timed method pays torch's lazy imports (off where nothing is timed)
             warm_up_torch()
 
@@ -186,6 +189,8 @@ class Experiment:
             method = get_method(name, **params)
             start = self.start_model(ctx.seed, ctx.data, ctx.original, method)
             model, seconds = method.timed_unlearn(start, ctx.data.task, seed=ctx.seed, device=self.device)
+        if self.on_model is not None:
+            self.on_model(ctx, name, model)
         row = self.row_head(ctx, name)
         row.update(self.evaluate(model, ctx))
         row["time_s"] = seconds

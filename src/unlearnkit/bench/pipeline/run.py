@@ -16,26 +16,26 @@ from __future__ import annotations
 import json
 import logging
 import os
-import warnings
 from pathlib import Path
 from typing import Any, Iterator, Optional
 
 from ..._version import __version__
-from ...errors import DivergenceWarning, NoOpWarning, OverForgetWarning, UnlearnkitError
+from ...errors import UnlearnkitError
 from ...utils import atomic_write_text, to_jsonable, warm_up_torch
 from ..reports.summary import summarize, write_outputs
 from .cache import ModelCache
+from .cells import collected_warnings, raise_again
+from .comparison import COMPARE_DIR, ComparisonCollector, save_record
 from .config import ExperimentConfig, cell_key
 from .experiment import Experiment, SeedContext
 from .runtime import plan_workers, progress_bar, runtime_record
 
 log = logging.getLogger(__name__)
 
-_CALL_WARNINGS = {w.__name__: w for w in (NoOpWarning, OverForgetWarning, DivergenceWarning)}
-
 EXPERIMENT_FILE = "experiment.json"
+COMPARE_PAGE = "compare.html"
 ROWS_FILE = "rows.jsonl"
-RUN_FILES = (ROWS_FILE, "forget_indices.json", "results.json", "report.md", EXPERIMENT_FILE)
+RUN_FILES = (ROWS_FILE, "forget_indices.json", "results.json", "report.md", EXPERIMENT_FILE, COMPARE_PAGE)
 
 
 def _recorded(out: Path) -> Any:
@@ -63,6 +63,8 @@ def check_out_dir(out: Path, identity: dict[str, Any], overwrite: bool = False) 
             (out / name).unlink(missing_ok=True)
         for plot in out.glob("*.png"):
             plot.unlink()
+        for record in out.glob(f"{COMPARE_DIR}/*.json"):
+            record.unlink()
         return
     if previous is not None and previous != identity:
         changed = sorted(k for k in set(previous) | set(identity) if previous.get(k) != identity.get(k))
@@ -134,17 +136,20 @@ def run_experiment(config: ExperimentConfig, out_dir: str | Path, *, cache: Opti
     workers = 1 if workers == 1 else min(plan_workers(workers, config.threads), max(1, len(pending)))
     if workers == 1 and pending:
         warm_up_torch()
+    elif pending:  # a data set generated on first use (mnist1d) is made once here, not by every worker
+        exp.bundle()
     bar = progress_bar(len(cells), progress, "cells")
     bar.update(len(cells) - len(pending))
     compute = _cells_in_process(exp, pending, bar) if workers == 1 else _cells_in_workers(exp, pending, bar, workers)
-    for seed, name, cell_rows, indices in compute:
+    for seed, name, cell_rows, indices, comparison in compute:
         key = cell_key(config, name, seed)
-        record = {"cell": key, "row": cell_rows[0]} if len(cell_rows) == 1 else {"cell": key, "rows": cell_rows}
+        line = {"cell": key, "row": cell_rows[0]} if len(cell_rows) == 1 else {"cell": key, "rows": cell_rows}
         if saved.get(str(seed)) != indices:  # first row of this seed
             start_writing(out, identity)
             saved[str(seed)] = indices
             _save_indices(out, saved)
-        append_line(rows_path, json.dumps(to_jsonable(record)))
+        save_record(out, comparison)
+        append_line(rows_path, json.dumps(to_jsonable(line)))
         done[key] = cell_rows
         bar.update(1)
     bar.close()
@@ -155,24 +160,46 @@ def run_experiment(config: ExperimentConfig, out_dir: str | Path, *, cache: Opti
                                     else ("method",)),
                "forget_indices": {str(s): saved[str(s)] for s in config.seeds}}
     write_outputs(results, out)
+    write_comparison(out, config)
     return results
 
 
-CellRows = Iterator[tuple[int, str, list[dict[str, Any]], list[int]]]
+def write_comparison(out: Path, config: ExperimentConfig) -> Optional[Path]:
+    """``compare.html`` from the comparison records in ``out``; None when there are none (e.g. for a
+    stream of deletion requests)."""
+    from ..reports.compare import load_comparison, write_compare_page
+
+    data = load_comparison(out, config.seeds[0], config.methods)
+    if data is None:
+        log.info("no comparison page: no comparison records in %s", out / COMPARE_DIR)
+        return None
+    c = config
+    data["title"] = f"{c.dataset} / {c.model} / {c.scenario}"
+    data["context"] = {"dataset": c.dataset, "model": c.model, "scenario": c.scenario,
+                       "scenario_options": c.scenario_options}
+    return write_compare_page(data, out / COMPARE_PAGE)
+
+
+CellRows = Iterator[tuple[int, str, list[dict[str, Any]], list[int], Optional[dict[str, Any]]]]
 
 
 def _cells_in_process(exp: Experiment, cells: list[tuple[int, str]], bar) -> CellRows:
-    """(seed, method, rows, forget indices) of each cell, computed here; a seed's context is reused."""
+    """(seed, method, rows, forget indices, comparison record) of each cell, computed here; a seed's
+    context is reused."""
     ctx: Optional[SeedContext] = None
+    collector = exp.on_model = ComparisonCollector(exp.config.seeds[0])
     for seed, name in cells:
         if ctx is None or ctx.seed != seed:
             bar.set_postfix_str(f"seed {seed}: original + retrain")
             ctx = exp.prepare(seed)
         bar.set_postfix_str(f"seed {seed}: {name}")
-        rows = exp.run_cell(ctx, name)
+        caught: dict[str, Any] = {}
+        with collected_warnings(caught):
+            rows = exp.run_cell(ctx, name)
+        raise_again(f"seed {seed} {name}", caught.get("warnings", ()))
         log.debug("seed %d %-14s forget %.3f test %.3f time %.2fs", seed, name, rows[-1]["forget_acc"],
                   rows[-1]["test_acc"], rows[-1]["time_s"])
-        yield seed, name, rows, ctx.data.forget_indices.tolist()
+        yield seed, name, rows, ctx.data.forget_indices.tolist(), collector.take(name)
 
 
 def _cells_in_workers(exp: Experiment, cells: list[tuple[int, str]], bar, workers: int) -> CellRows:
@@ -181,22 +208,18 @@ def _cells_in_workers(exp: Experiment, cells: list[tuple[int, str]], bar, worker
     from .cells import cell_payload, compute_cells, order_cells
 
     c = exp.config
-    payloads = order_cells([cell_payload(c, m, s, cell_key(c, m, s), exp.cache, exp.checkpoint_root)
-                            for s, m in cells], context=lambda p: p["seed"])
+    payloads = order_cells([cell_payload(c, m, s, cell_key(c, m, s), exp.cache, exp.checkpoint_root,
+                                         compare_seed=c.seeds[0]) for s, m in cells], context=lambda p: p["seed"])
     failed = []
     for payload, res in compute_cells(payloads, workers=workers, threads=c.threads):
         where = f"seed {payload['seed']} {payload['method']}"
-        for text in res.get("warnings", ()):  # "Category: message" or "level (logger): message"
-            kind, _, message = text.partition(": ")
-            category = _CALL_WARNINGS.get(kind)  # the checks of an unlearning call keep their class
-            warnings.warn(f"{where}: {message if category else text}", category or RuntimeWarning,
-                          stacklevel=2)
+        raise_again(where, res.get("warnings", ()))
         if res["status"] != "done":
             reason = (res.get("error") or "").strip().splitlines()
             failed.append(f"{where}: {reason[-1] if reason else res['status']}")
             continue
         bar.set_postfix_str(where)
-        yield payload["seed"], payload["method"], res["rows"], res["forget_indices"]
+        yield payload["seed"], payload["method"], res["rows"], res["forget_indices"], res.get("comparison")
     if failed:
         raise UnlearnkitError(f"{len(failed)} cell(s) failed (the others are saved): " + "; ".join(failed))
 

@@ -20,7 +20,7 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
-from ..data.split import Split, as_split
+from ..data.split import Split, as_split, native_array
 from ..errors import CheckpointError, DataError, UnlearnkitError
 from ..io import load_state
 
@@ -117,29 +117,42 @@ def load_weights(model: nn.Module, path: Path, spec: str) -> None:
 
 
 # -- data ----------------------------------------------------------------------------------------
-def _pair(arrays: dict[str, np.ndarray], x_name: str, y_name: str, path: Path) -> Split:
-    x, y = arrays[x_name], arrays[y_name]
+def _pair(arrays: dict[str, np.ndarray], x_name: str, y_name: str, where: str) -> Split:
+    """A split from two arrays: inputs of any numeric dtype (the task converts them to the model's
+    dtype), labels of any integer dtype (or whole-number floats); any byte order."""
+    x, y = native_array(arrays[x_name]), native_array(arrays[y_name])
     if not (np.issubdtype(x.dtype, np.number) or x.dtype == bool) or x.ndim < 1:
-        raise DataError(f"--data {path}: {x_name} must be a numeric array, got dtype {x.dtype}, shape {x.shape}")
-    if y.ndim != 1 or not np.issubdtype(y.dtype, np.number):
-        raise DataError(f"--data {path}: {y_name} must be a 1-D array of integer labels, got dtype "
+        raise DataError(f"{where}: {x_name} must be a numeric array, got dtype {x.dtype}, shape {x.shape}")
+    if y.ndim != 1 or not (np.issubdtype(y.dtype, np.integer) or np.issubdtype(y.dtype, np.floating)):
+        raise DataError(f"{where}: {y_name} must be a 1-D array of integer labels, got dtype "
                         f"{y.dtype}, shape {y.shape}")
+    if np.issubdtype(y.dtype, np.floating) and not (np.isfinite(y).all() and (y == np.round(y)).all()):
+        raise DataError(f"{where}: {y_name} must hold whole-number class labels, found {y[y != np.round(y)][0].item()}")
     if len(x) != len(y):
-        raise DataError(f"--data {path}: {x_name} has {len(x)} rows but {y_name} has {len(y)}")
+        raise DataError(f"{where}: {x_name} has {len(x)} rows but {y_name} has {len(y)}")
     if len(x) == 0:
-        raise DataError(f"--data {path}: {x_name} is empty")
-    return Split(torch.from_numpy(np.ascontiguousarray(x)), torch.from_numpy(np.ascontiguousarray(y)))
+        raise DataError(f"{where}: {x_name} is empty")
+    if x.ndim == 1:
+        raise DataError(f"{where}: {x_name} must have one row per example, shape (N, features...); got shape "
+                        f"{x.shape} (for N examples of one feature use x.reshape(-1, 1))")
+    if np.issubdtype(y.dtype, np.unsignedinteger) and y.size and y.max() > np.iinfo(np.int64).max:
+        raise DataError(f"{where}: {y_name} holds label {y.max()}, beyond any class index")
+    return Split(torch.from_numpy(np.ascontiguousarray(x)), torch.from_numpy(y.astype(np.int64)))
+
+
+def _read_npz(path: Path, flag: str) -> dict[str, np.ndarray]:
+    if not zipfile.is_zipfile(_existing(path, flag)):
+        raise DataError(f"{flag} {path} is not an .npz file (write it with numpy.savez)")
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            return {k: npz[k] for k in npz.files}
+    except (OSError, ValueError, zipfile.BadZipFile) as exc:
+        raise DataError(f"{flag} {path} is not a readable .npz of numeric arrays ({exc})".split("\n")[0]) from exc
 
 
 def load_npz(path: Path) -> dict[str, Split]:
     """``train`` (arrays x, y) and, when present, ``test`` / ``third_party`` splits of an .npz file."""
-    if not zipfile.is_zipfile(_existing(path, "--data")):
-        raise DataError(f"--data {path} is not an .npz file (write it with numpy.savez)")
-    try:
-        with np.load(path, allow_pickle=False) as npz:
-            arrays = {k: npz[k] for k in npz.files}
-    except (OSError, ValueError, zipfile.BadZipFile) as exc:
-        raise DataError(f"--data {path} is not a readable .npz of numeric arrays ({exc})".split("\n")[0]) from exc
+    arrays = _read_npz(path, "--data")
     known = {name for pair in NPZ_PAIRS.values() for name in pair}
     unknown = sorted(set(arrays) - known)
     if unknown:
@@ -152,10 +165,19 @@ def load_npz(path: Path) -> dict[str, Split]:
             missing = y_name if present == [x_name] else x_name
             raise DataError(f"--data {path} has {present[0]} but not {missing}; give both or neither")
         if present:
-            splits[split] = _pair(arrays, x_name, y_name, path)
+            splits[split] = _pair(arrays, x_name, y_name, f"--data {path}")
     if "train" not in splits:
         raise DataError(f"--data {path} must hold the training data as arrays 'x' and 'y'")
     return splits
+
+
+def load_samples(path: Path, flag: str) -> Split:
+    """Samples given directly (``--forget``, ``--reference``, ``--test``): an .npz with arrays x and y."""
+    arrays = _read_npz(path, flag)
+    if set(arrays) != {"x", "y"}:
+        raise DataError(f"{flag} {path} must hold exactly the arrays 'x' (one row per sample) and 'y' (their "
+                        f"integer labels), found {sorted(arrays)}")
+    return _pair(arrays, "x", "y", f"{flag} {path}")
 
 
 def data_from_factory(spec: str, kwargs: dict[str, Any]) -> dict[str, Split]:
