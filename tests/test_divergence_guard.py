@@ -55,7 +55,7 @@ def test_a_diverging_run_restarts_with_half_the_lr_and_equals_a_fresh_run_there(
     assert method.restarts == 2 and method.lr_scale == 0.25
     assert [str(w.message).split(";")[0] for w in record] == [
         "fragile diverged with seed 3 (infinite loss at epoch 2)"] * 2
-    assert "lr x0.25 (lr 0.025)" in str(record[1].message)
+    assert "every learning rate x0.25 (lr 0.025)" in str(record[1].message)
     fresh = Fragile(IterativeParams(lr=0.025, epochs=2))
     fresh_state = RequestState()
     with warnings.catch_warnings():
@@ -72,14 +72,14 @@ def test_a_run_that_still_diverges_names_method_seed_and_setting(toy_random):
         method.unlearn(model, data.task, seed=5)
     text = str(err.value)
     assert "'fragile' diverged (infinite loss at epoch 2) with seed 5" in text
-    assert "lr 1 and 2 restart(s) down to lr 0.25" in text and "--set fragile.lr=" in text
+    assert "2 restart(s) down to every learning rate x0.25 (lr 0.25)" in text and "--set fragile.lr=" in text
 
 
 def test_restarts_zero_fails_at_once(toy_random):
     model, data = toy_random
     with warnings.catch_warnings():
         warnings.simplefilter("error", DivergenceWarning)
-        with pytest.raises(NonFiniteError, match=r"with seed 0 \(lr 0.1\); lower its learning rate"):
+        with pytest.raises(NonFiniteError, match=r"with seed 0 \(no restart allowed \(lr 0.1\)\); lower its learning"):
             Fragile(IterativeParams(lr=0.1, epochs=2, restarts=0)).unlearn(model, data.task, seed=0)
 
 

@@ -15,7 +15,7 @@ from unlearnkit.data import load_dataset
 from unlearnkit.data.split import Split
 from unlearnkit.errors import OverForgetWarning
 from unlearnkit.methods import get_method
-from unlearnkit.methods.blocks.overforget import (ACC_MARGIN, AUC_MARGIN, OVERFORGET_Z, below_probability,
+from unlearnkit.methods.blocks.noop import (ACC_MARGIN, AUC_MARGIN, OVERFORGET_Z, below_probability,
                                                   check_overforget, not_applicable, overforget_report)
 from unlearnkit.models import build_model
 from unlearnkit.scenarios import get_scenario

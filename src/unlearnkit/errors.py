@@ -47,4 +47,4 @@ class DivergenceWarning(UserWarning):
 
 class OverForgetWarning(UserWarning):
     """An unlearning call left the forget set looking *less* like training data than unseen data does:
-    past where retraining without it would leave it (see ``methods/blocks/overforget.py``)."""
+    past where retraining without it would leave it (see ``methods/blocks/noop.py``)."""

@@ -41,8 +41,7 @@ from ..training import TrainRecipe
 from ..training_stacked import TrainingRun
 from ..utils import Timer, resolve_device, seeded
 from .blocks.registry import METHODS, RETAIN_FREE_SUFFIX, describe_data, register_method  # noqa: F401 (re-exported)
-from .blocks.noop import detect_noop, warn_noop
-from .blocks.overforget import OVERFORGET_HINT, check_overforget, warn_overforget
+from .blocks.noop import OVERFORGET_HINT, check_overforget, detect_noop, warn_noop, warn_overforget
 from .blocks.selection import SCORES, select_params, selection_data
 from .blocks.state import RequestState
 
@@ -106,7 +105,7 @@ class UnlearningMethod(ABC):
         updates it, and ``state.done`` counts the requests completed.
         ``self.noop`` is then a ``NoOpReport`` (and a ``NoOpWarning`` raised) if nothing changed, and
         ``self.overforget`` the ``OverforgetReport`` of the result (None where the check does not apply;
-        an ``OverForgetWarning`` when it fires, see ``methods/blocks/overforget.py``); ``self.check_seconds``
+        an ``OverForgetWarning`` when it fires, see ``methods/blocks/noop.py``); ``self.check_seconds``
         is the time that check took, which ``timed_unlearn`` leaves out of a method's time."""
         task = self._validated(model, task, state)
         params = list(model.parameters())

@@ -109,21 +109,30 @@ class IterativeMethod(UnlearningMethod):
             try:
                 return self._run(model, task)
             except Diverged as exc:
-                if self.restarts >= self.params.restarts:
+                if self.restarts >= self.allowed_restarts():
                     raise NonFiniteError(self._divergence_message(exc)) from None
                 self.restarts += 1
                 self.lr_scale *= BACKOFF
                 warnings.warn(f"{self.name} diverged with seed {self.seed} ({exc}); restarting from the input "
-                              f"model with lr x{self.lr_scale:g} (lr {self.params.lr * self.lr_scale:.3g})",
+                              f"model with every learning rate x{self.lr_scale:g}{self._lr_text(self.lr_scale)}",
                               DivergenceWarning, stacklevel=3)
                 model.load_state_dict(self.original.state_dict())
                 self.state.data = _containers(saved_state)
                 reseed(self.seed)
                 self.generator = torch.Generator().manual_seed(self.seed)
 
+    def allowed_restarts(self) -> int:
+        """The ``restarts`` hyperparameter; ``DEFAULT_RESTARTS`` for a method whose Params do not derive
+        from ``IterativeParams``."""
+        return getattr(self.params, "restarts", DEFAULT_RESTARTS)
+
+    def _lr_text(self, scale: float) -> str:
+        lr = getattr(self.params, "lr", None)
+        return "" if lr is None else f" (lr {lr * scale:.3g})"
+
     def _divergence_message(self, exc: Diverged) -> str:
-        tried = f"lr {self.params.lr:.3g}" + (f" and {self.restarts} restart(s) down to lr "
-                                              f"{self.params.lr * self.lr_scale:.3g}" if self.restarts else "")
+        tried = (f"{self.restarts} restart(s) down to every learning rate x{self.lr_scale:g}{self._lr_text(self.lr_scale)}"
+                 if self.restarts else f"no restart allowed{self._lr_text(1.0)}")
         return (f"method {self.name!r} diverged ({exc}) with seed {self.seed} ({tried}); lower its learning rate "
                 f"(--set {self.name}.lr=...) or number of epochs, or allow more restarts ({self.name}.restarts)")
 

@@ -111,7 +111,7 @@ class BackdoorScenario(Scenario):
         victims = test.subset(np.flatnonzero(test.y.numpy() != o.target))
         evals = {"triggered_test": Split(apply_trigger(victims.x, pattern, region), victims.y, victims.indices),
                  "forget_clean": bundle.train.subset(idx)}
-        # Retrain does not treat a poisoned example with its target label like unseen data (overforget.py)
+        # a poisoned example with its target label is not like unseen data to Retrain: no over-forgetting check
         meta = {"scenario": self.name, "forget_like_unseen": False, "target": o.target, "poison_rate": o.poison_rate,
                 "region": [(s.start, s.stop) for s in region if s.start is not None],
                 "pattern_values": pattern.tolist(), "true_labels": y[idx].tolist()}

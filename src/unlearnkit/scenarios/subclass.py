@@ -70,7 +70,7 @@ class SubclassScenario(Scenario):
         test_group = bundle.test.subset(np.flatnonzero(in_group))
         task = make_task(bundle, bundle.train, idx, test=test_rest,
                          metadata={"scenario": self.name, "subclass_of": o.forget_class, "cluster": o.cluster,
-                                   "forget_like_unseen": False})  # Retrain misclassifies the group (overforget.py)
+                                   "forget_like_unseen": False})  # the over-forgetting check skips it
         return ScenarioData(bundle.train, idx, task, eval_splits={"test_forget": test_group}, requests=requests)
 
     def extra_metrics(self, model, data):
