@@ -94,26 +94,31 @@ def _train_serial(runs: Sequence[TrainingRun], recipe: TrainRecipe, device: torc
 
 def time_stacking(model: nn.Module, data: Split, recipe: TrainRecipe, models: int, *, device: torch.device,
                   steps: int = 6, repeats: int = 2) -> dict[str, float]:
-    """Seconds that ``models`` copies of ``model`` take for ``steps`` training steps of ``recipe`` on
-    ``data``, trained one by one (``serial_s``) and as one stack (``stacked_s``, inf where vmap cannot
-    batch the model), each the best of ``repeats`` timings after a warm-up run (first calls pay one-off
+    """Seconds per ``steps`` training steps of ``recipe`` on ``data`` for ``models`` copies of ``model``,
+    trained one by one (``serial_s``) and as one stack (``stacked_s``, inf where vmap cannot batch the
+    model). Each is the marginal cost of a second epoch of ``steps`` steps (the time of two epochs less
+    that of one), so that the set-up of a run, paid once per model in a real training of many epochs,
+    does not count; each timing is the best of ``repeats`` after a warm-up run (first calls pay one-off
     costs; the best of several is the least disturbed by other work on the machine)."""
     rows = data.subset(list(range(min(len(data), steps * recipe.batch_size))))
-    one_epoch = TrainRecipe(**{**recipe.to_dict(), "epochs": 1})
 
-    def best(train) -> float:
+    def best(train, epochs: int) -> float:
+        run_recipe = TrainRecipe(**{**recipe.to_dict(), "epochs": epochs})
         times = []
         for _ in range(repeats + 1):
             runs = [TrainingRun(copy.deepcopy(model), rows, torch.Generator().manual_seed(i)) for i in range(models)]
             with Timer() as t:  # synchronises a GPU, so that its queued work is counted
-                finished = train(runs)
+                finished = train(runs, run_recipe)
             if finished is False:
                 return math.inf
             times.append(t.seconds)
         return min(times[1:])
 
-    return {"serial_s": best(lambda runs: _train_serial(runs, one_epoch, device)),
-            "stacked_s": best(lambda runs: _train_stacked(runs, one_epoch, device)),
+    def marginal(train) -> float:
+        return max(best(train, 2) - best(train, 1), 1e-9)
+
+    return {"serial_s": marginal(lambda runs, r: _train_serial(runs, r, device)),
+            "stacked_s": marginal(lambda runs, r: _train_stacked(runs, r, device)),
             "models": models, "steps": -(-len(rows) // recipe.batch_size)}
 
 
