@@ -16,7 +16,7 @@ import unlearnkit
 from unlearnkit.errors import DivergenceWarning, NonFiniteError
 from unlearnkit.methods import get_method
 from unlearnkit.methods.blocks.state import RequestState
-from unlearnkit.methods.iterative import GROWTH_LIMIT, Diverged, IterativeMethod, IterativeParams
+from unlearnkit.methods.iterative import GROWTH_LIMIT, GUARD_CLIP, Diverged, IterativeMethod, IterativeParams
 
 
 class Fragile(IterativeMethod):
@@ -45,24 +45,44 @@ def _same(a: nn.Module, b: nn.Module) -> bool:
     return all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
 
 
-def test_a_diverging_run_restarts_with_half_the_lr_and_equals_a_fresh_run_there(toy_random):
+def test_a_diverging_run_restarts_clipped_then_with_half_the_lr_and_equals_a_fresh_run_there(toy_random):
     model, data = toy_random
     state = RequestState()
     method = Fragile(IterativeParams(lr=0.1, epochs=2))
     with pytest.warns(DivergenceWarning) as record:
         out = method.unlearn(model, data.task, seed=3, state=state)
-    # lr 0.1 and 0.05 diverge in their second epoch, 0.025 does not
-    assert method.restarts == 2 and method.lr_scale == 0.25
+    # lr 0.1 diverges in its second epoch, clipped or not, and so does 0.05; 0.025 does not
+    assert method.restarts == 3 and method.clip_norm == GUARD_CLIP and method.lr_scale == 0.25
     assert [str(w.message).split(";")[0] for w in record] == [
-        "fragile diverged with seed 3 (infinite loss at epoch 2)"] * 2
-    assert "every learning rate x0.25 (lr 0.025)" in str(record[1].message)
-    fresh = Fragile(IterativeParams(lr=0.025, epochs=2))
+        "fragile diverged with seed 3 (infinite loss at epoch 2)"] * 3
+    assert [str(w.message).split("with the ")[-1] for w in record] == [
+        "gradient norm clipped at 1 (lr 0.1)", "gradient norm clipped at 1 and every learning rate x0.5 (lr 0.05)",
+        "gradient norm clipped at 1 and every learning rate x0.25 (lr 0.025)"]
+    fresh = Fragile(IterativeParams(lr=0.025, epochs=2, clip_grad_norm=GUARD_CLIP))
     fresh_state = RequestState()
     with warnings.catch_warnings():
         warnings.simplefilter("error", DivergenceWarning)  # it does not diverge
         expected = fresh.unlearn(model, data.task, seed=3, state=fresh_state)
     assert fresh.restarts == 0 and _same(out, expected)
     assert state.data == fresh_state.data == {"calls": [len(data.task.forget)]}  # the state as after one run
+
+
+def test_clipping_bounds_every_step(toy_random):
+    """With clip_grad_norm the gradient that reaches the optimiser has at most that norm."""
+    model, data = toy_random
+    seen = []
+
+    class Watched(Fragile):
+        LIMIT = 10.0
+
+        def after_backward(self):  # called before the clipping: record what the clipping leaves
+            self.optimizer.register_step_pre_hook(lambda opt, *_: seen.append(
+                float(torch.sqrt(sum((p.grad ** 2).sum() for g in opt.param_groups for p in g["params"]
+                                     if p.grad is not None)))))
+            self.after_backward = lambda: None
+
+    Watched(IterativeParams(lr=0.01, epochs=1, clip_grad_norm=0.01)).unlearn(model, data.task, seed=0)
+    assert seen and max(seen) <= 0.01 * (1 + 1e-5)
 
 
 def test_a_run_that_still_diverges_names_method_seed_and_setting(toy_random):
@@ -72,20 +92,22 @@ def test_a_run_that_still_diverges_names_method_seed_and_setting(toy_random):
         method.unlearn(model, data.task, seed=5)
     text = str(err.value)
     assert "'fragile' diverged (infinite loss at epoch 2) with seed 5" in text
-    assert "2 restart(s) down to every learning rate x0.25 (lr 0.25)" in text and "--set fragile.lr=" in text
+    assert ("after 2 restart(s), the last with the gradient norm clipped at 1 and every learning rate x0.5 (lr 0.5)"
+            in text and "--set fragile.lr=" in text)
 
 
 def test_restarts_zero_fails_at_once(toy_random):
     model, data = toy_random
     with warnings.catch_warnings():
         warnings.simplefilter("error", DivergenceWarning)
-        with pytest.raises(NonFiniteError, match=r"with seed 0 \(no restart allowed \(lr 0.1\)\); lower its learning"):
+        with pytest.raises(NonFiniteError, match=r"with seed 0 \(no restart allowed, no gradient clipping \(lr 0.1\)\)"):
             Fragile(IterativeParams(lr=0.1, epochs=2, restarts=0)).unlearn(model, data.task, seed=0)
 
 
 def test_the_default_guard_keeps_cache_and_cell_keys():
-    assert "restarts" not in get_method("ga").params.to_dict()
-    assert get_method("ga", restarts=1).params.to_dict()["restarts"] == 1
+    assert not {"restarts", "clip_grad_norm"} & set(get_method("ga").params.to_dict())
+    values = get_method("ga", restarts=1, clip_grad_norm=2).params.to_dict()
+    assert values["restarts"] == 1 and values["clip_grad_norm"] == 2.0
 
 
 def test_weights_that_overflow_the_outputs_count_as_diverged(toy_random):

@@ -194,6 +194,8 @@ class UnlearningMethod(ABC):
         run gives what ``unlearn(model, task, seed=seed, device=device)`` returns, up to float rounding."""
         if "_training_plan" not in type(self).__dict__:
             return None  # a subclass of a plain-training method changes the loop unless it says otherwise
+        if getattr(self.params, "clip_grad_norm", None) is not None:
+            return None  # gradient clipping is no part of a training recipe
         if any(getattr(task, s) is None for s in self.requires):
             return None  # unlearn() reports the missing data
         self.device, self.seed = resolve_device(device), int(seed)

@@ -7,9 +7,11 @@ phase over retain batches (see ``methods/base.py`` for the template both familie
 Divergence guard: ``update`` checks that every loss is finite and the run checks the weights and the
 outputs on forget and retain data after its last epoch. When any is NaN or infinite, or the weights'
 norm grew more than ``GROWTH_LIMIT``-fold, the run starts again from the input model (weights,
-buffers, random streams and request state as they were) with every learning rate halved, at most
-``restarts`` times; the result is then exactly what the method gives with that smaller ``lr``
-(``self.lr_scale`` and ``self.restarts`` say which, a ``DivergenceWarning`` names it). A run that still diverges raises ``NonFiniteError`` naming the
+buffers, random streams and request state as they were) with the gradient norm clipped at
+``GUARD_CLIP``, and from the second restart on also every learning rate halved, at most ``restarts``
+times; the result is then exactly what the method gives with ``clip_grad_norm`` and that ``lr``
+(``self.clip_norm``, ``self.lr_scale`` and ``self.restarts`` say which, a ``DivergenceWarning``
+names them). A run that still diverges raises ``NonFiniteError`` naming the
 method, the seed and the setting to lower. A run that never diverges is untouched (same steps, same
 result). See docs/architecture.md#divergence-guard.
 """
@@ -31,7 +33,9 @@ from ..training import TrainRecipe, make_optimizer
 from ..utils import eval_mode, reseed
 from .base import SelectionParams, UnlearningMethod
 
-#: each restart of the divergence guard multiplies every learning rate by this
+#: the gradient-norm bound of every restart of the divergence guard
+GUARD_CLIP = 1.0
+#: each restart of the divergence guard after the first multiplies every learning rate by this
 BACKOFF = 0.5
 #: the default number of restarts (``restarts``); runs with it keep their cache and cell keys
 DEFAULT_RESTARTS = 3
@@ -55,9 +59,12 @@ class IterativeParams(SelectionParams):
                                       "drawn once from the seed, replaces the retain set (cost stops growing "
                                       "with the data set); None = the whole retain set",
                                       "our option, see BENCHMARKS.md#scaling", ge=1)
-    restarts: int = hp(DEFAULT_RESTARTS, "divergence guard: when a loss or the weights become NaN or infinite, "
-                       "restart from the input model with every learning rate halved, at most this many times "
-                       "(0 = fail at once)", "our choice, see docs/architecture.md#divergence-guard", ge=0)
+    restarts: int = hp(DEFAULT_RESTARTS, "divergence guard: when a run diverges, restart it from the input model "
+                       "with the gradient norm clipped at 1, then also every learning rate halved, at most this many "
+                       "times (0 = fail at once)", "our choice, see docs/architecture.md#divergence-guard", ge=0)
+    clip_grad_norm: Optional[float] = hp(None, "clip the gradient norm of every step to this; None = no clipping (the "
+                                         "divergence guard's restarts clip at 1)",
+                                         "off: the methods as published; see docs/architecture.md#divergence-guard", gt=0)
 
     def to_dict(self) -> dict[str, Any]:
         values = super().to_dict()
@@ -65,6 +72,8 @@ class IterativeParams(SelectionParams):
             values.pop("retain_budget", None)
         if values.get("restarts") == DEFAULT_RESTARTS:  # so do runs with the default guard
             values.pop("restarts", None)
+        if values.get("clip_grad_norm") is None:  # and runs without clipping
+            values.pop("clip_grad_norm", None)
         return values
 
 
@@ -105,6 +114,7 @@ class IterativeMethod(UnlearningMethod):
         task = self.budgeted(task)
         saved_state = _containers(self.state.data)
         self.restarts, self.lr_scale = 0, 1.0
+        self.clip_norm: Optional[float] = getattr(self.params, "clip_grad_norm", None)
         while True:
             try:
                 return self._run(model, task)
@@ -112,27 +122,36 @@ class IterativeMethod(UnlearningMethod):
                 if self.restarts >= self.allowed_restarts():
                     raise NonFiniteError(self._divergence_message(exc)) from None
                 self.restarts += 1
-                self.lr_scale *= BACKOFF
+                self.clip_norm, self.lr_scale = self.restart_setting(self.restarts)
                 warnings.warn(f"{self.name} diverged with seed {self.seed} ({exc}); restarting from the input "
-                              f"model with every learning rate x{self.lr_scale:g}{self._lr_text(self.lr_scale)}",
-                              DivergenceWarning, stacklevel=3)
+                              f"model with {self._setting()}", DivergenceWarning, stacklevel=3)
                 model.load_state_dict(self.original.state_dict())
                 self.state.data = _containers(saved_state)
                 reseed(self.seed)
                 self.generator = torch.Generator().manual_seed(self.seed)
+
+    def restart_setting(self, restart: int) -> tuple[Optional[float], float]:
+        """(gradient-norm bound, learning-rate factor) of restart number ``restart`` (1, 2, ...): clipped at
+        ``GUARD_CLIP`` (or the method's own smaller ``clip_grad_norm``), and from the second restart on
+        every learning rate times ``BACKOFF ** (restart - 1)``."""
+        own = getattr(self.params, "clip_grad_norm", None)
+        return (GUARD_CLIP if own is None else min(own, GUARD_CLIP)), BACKOFF ** (restart - 1)
 
     def allowed_restarts(self) -> int:
         """The ``restarts`` hyperparameter; ``DEFAULT_RESTARTS`` for a method whose Params do not derive
         from ``IterativeParams``."""
         return getattr(self.params, "restarts", DEFAULT_RESTARTS)
 
-    def _lr_text(self, scale: float) -> str:
+    def _setting(self) -> str:
+        """The step of the current run, in words: its gradient-norm bound and learning rate."""
         lr = getattr(self.params, "lr", None)
-        return "" if lr is None else f" (lr {lr * scale:.3g})"
+        clip = "no gradient clipping" if self.clip_norm is None else f"the gradient norm clipped at {self.clip_norm:g}"
+        return clip + (f" and every learning rate x{self.lr_scale:g}" if self.lr_scale != 1 else "") + (
+            "" if lr is None else f" (lr {lr * self.lr_scale:.3g})")
 
     def _divergence_message(self, exc: Diverged) -> str:
-        tried = (f"{self.restarts} restart(s) down to every learning rate x{self.lr_scale:g}{self._lr_text(self.lr_scale)}"
-                 if self.restarts else f"no restart allowed{self._lr_text(1.0)}")
+        tried = f"after {self.restarts} restart(s), the last with {self._setting()}" if self.restarts else (
+            f"no restart allowed, {self._setting()}")
         return (f"method {self.name!r} diverged ({exc}) with seed {self.seed} ({tried}); lower its learning rate "
                 f"(--set {self.name}.lr=...) or number of epochs, or allow more restarts ({self.name}.restarts)")
 
@@ -275,6 +294,7 @@ class IterativeMethod(UnlearningMethod):
         loss.backward()
         if self.update_mask is None:
             self.after_backward()
+            self._clip()
             self.optimizer.step()
             return
         named = dict(self.model.named_parameters())
@@ -283,8 +303,14 @@ class IterativeMethod(UnlearningMethod):
             if p.grad is not None:
                 p.grad.mul_(self.update_mask[n])
         self.after_backward()
+        self._clip()
         self.optimizer.step()
         with torch.no_grad():
             for n, p in named.items():
                 m = self.update_mask[n]
                 p.copy_(m * p + (1 - m) * before[n])
+
+    def _clip(self) -> None:
+        """The gradient-norm bound of this run (``clip_grad_norm``, or the divergence guard's on a restart)."""
+        if self.clip_norm is not None:
+            nn.utils.clip_grad_norm_([p for p in self.model.parameters() if p.grad is not None], self.clip_norm)
