@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from unlearnkit.errors import HyperparameterError, NonFiniteError
+from unlearnkit.errors import DivergenceWarning, HyperparameterError, NonFiniteError
 from unlearnkit.methods import get_method
 from unlearnkit.methods import rum as rum_module
 from unlearnkit.methods.rum import curvature_scores, memorisation_groups
@@ -53,7 +53,9 @@ def test_rum_unlearns_the_groups_in_order_low_to_high(toy_random, monkeypatch):
 
 def test_rum_divergence_names_rum_its_group_and_its_seed(toy_random):
     model, data = toy_random
-    with pytest.raises(NonFiniteError, match=r"'rum' diverged .* low-memorisation group with seed 3; lower lr_low"):
+    with pytest.warns(DivergenceWarning, match="rum: NegGrad\\+ on the low-memorisation group diverged with seed 3"), \
+            pytest.raises(NonFiniteError, match=r"'rum' diverged .* low-memorisation group with seed 3, also after 3 "
+                                                r"restart\(s\) with the step halved; lower lr_low"):
         get_method("rum", lr_low=1e6, alpha_low=0.0).unlearn(model, data.task, seed=3)
 
 

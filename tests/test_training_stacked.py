@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import math
 import logging
 
 import pytest
@@ -161,8 +162,30 @@ def test_audit_stacked_and_serial_agree(tmp_path):
     # 4 originals, 4 Retrain, 4 shadows, 4 Retrain as a method (seeds 1000-1003), 6 each of ft and rl
     # (3 challenge runs from original 0 and 4 U-LiRA runs, one shared); ga trains one by one
     assert stacked["stacked_training"]["stacked_models"] == 28
-    assert serial["stacked_training"] == {"skipped": "vectorize=False"}
+    assert serial["stacked_training"] == {"skipped": "one by one", "choice": {"mode": "one by one", "by": "forced"}}
     rows = {v: {r["method"]: r for r in out[v]["rows"]} for v in out}
     for method in ("original", "retrain", "ft", "rl", "ga"):
         for key in ("forget_acc", "retain_acc", "test_acc", "ulira_acc", "forgetting_quality"):
             assert rows[True][method][key] == pytest.approx(rows[False][method][key], abs=0.02), (method, key)
+
+
+def test_the_default_measures_and_picks_stacks_only_when_clearly_faster(monkeypatch):
+    from conftest import make_toy
+
+    from unlearnkit.bench.audit import stacked
+
+    model, data = make_toy("random", forget_size=0.1)
+    jobs = [("original", None, k, k, None) for k in range(8)]
+    recipe = TrainRecipe("sgd", lr=0.05, epochs=1, batch_size=32)
+    timing = stacked.time_stacking(model, data.train, recipe, 4, device=torch.device("cpu"), steps=2, repeats=1)
+    assert timing["models"] == 4 and timing["steps"] == 2 and 0 < timing["serial_s"] < 60 and 0 < timing["stacked_s"] < 60
+    for serial_s, stacked_s, expected in ((3.0, 2.0, True), (2.99, 2.0, False), (1.0, math.inf, False)):
+        monkeypatch.setattr(stacked, "time_stacking", lambda *a, **k: {"serial_s": serial_s, "stacked_s": stacked_s})
+        use, why = stacked.choose_stacking(None, jobs, 1, model, data.train, recipe, torch.device("cpu"))
+        assert use is expected and why["by"] == "measured" and why["min_speedup"] == 1.5
+    for forced in (True, False):  # --vectorize / --no-vectorize: no measurement
+        assert stacked.choose_stacking(forced, jobs, 1, model, data.train, recipe, None) == (
+            forced, {"mode": "stacked" if forced else "one by one", "by": "forced"})
+    bn = nn.Sequential(nn.Flatten(), nn.Linear(10, 8), nn.BatchNorm1d(8), nn.Linear(8, 4))
+    use, why = stacked.choose_stacking(None, jobs, 1, bn, data.train, recipe, None)
+    assert not use and "buffers" in why["by"]

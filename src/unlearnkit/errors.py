@@ -38,3 +38,13 @@ class NonFiniteError(UnlearnkitError):
 
 class NoOpWarning(UserWarning):
     """An unlearning call left the forget set's predictions and loss unchanged (see ``methods/blocks/noop.py``)."""
+
+
+class DivergenceWarning(UserWarning):
+    """An iterative method's loss or weights became NaN or infinite and the run restarted from the input
+    model with a smaller learning rate (the divergence guard, see ``methods/iterative.py``)."""
+
+
+class OverForgetWarning(UserWarning):
+    """An unlearning call left the forget set looking *less* like training data than unseen data does:
+    past where retraining without it would leave it (see ``methods/blocks/noop.py``)."""

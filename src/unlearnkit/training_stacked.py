@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import math
 from dataclasses import dataclass
 from typing import Optional, Sequence
 
@@ -31,6 +32,7 @@ from torch.optim.sgd import sgd as sgd_step
 
 from .data.split import Split
 from .training import TrainRecipe, epoch_learning_rates, fused_supported, train_model
+from .utils import Timer
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +90,36 @@ def train_many(runs: Sequence[TrainingRun], recipe: TrainRecipe, *, device: Opti
 def _train_serial(runs: Sequence[TrainingRun], recipe: TrainRecipe, device: torch.device) -> None:
     for run in runs:
         train_model(run.model, run.data, recipe, generator=run.generator, device=device)
+
+
+def time_stacking(model: nn.Module, data: Split, recipe: TrainRecipe, models: int, *, device: torch.device,
+                  steps: int = 6, repeats: int = 2) -> dict[str, float]:
+    """Seconds per ``steps`` training steps of ``recipe`` on ``data`` for ``models`` copies of ``model``,
+    trained one by one (``serial_s``) and as one stack (``stacked_s``, inf where vmap cannot batch the
+    model). Each is the marginal cost of a second epoch of ``steps`` steps (the time of two epochs less
+    that of one), so that the set-up of a run, paid once per model in a real training of many epochs,
+    does not count; each timing is the best of ``repeats`` after a warm-up run (first calls pay one-off
+    costs; the best of several is the least disturbed by other work on the machine)."""
+    rows = data.subset(list(range(min(len(data), steps * recipe.batch_size))))
+
+    def best(train, epochs: int) -> float:
+        run_recipe = TrainRecipe(**{**recipe.to_dict(), "epochs": epochs})
+        times = []
+        for _ in range(repeats + 1):
+            runs = [TrainingRun(copy.deepcopy(model), rows, torch.Generator().manual_seed(i)) for i in range(models)]
+            with Timer() as t:  # synchronises a GPU, so that its queued work is counted
+                finished = train(runs, run_recipe)
+            if finished is False:
+                return math.inf
+            times.append(t.seconds)
+        return min(times[1:])
+
+    def marginal(train) -> float:
+        return max(best(train, 2) - best(train, 1), 1e-9)
+
+    return {"serial_s": marginal(lambda runs, r: _train_serial(runs, r, device)),
+            "stacked_s": marginal(lambda runs, r: _train_stacked(runs, r, device)),
+            "models": models, "steps": -(-len(rows) // recipe.batch_size)}
 
 
 class _Batches:

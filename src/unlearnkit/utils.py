@@ -62,14 +62,20 @@ def seeded(seed: int) -> Iterator[None]:
     py_state, np_state = random.getstate(), np.random.get_state()
     devices = list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
     with torch.random.fork_rng(devices=devices):
-        random.seed(seed)
-        np.random.seed(seed % 2**32)
-        torch.manual_seed(seed)
+        reseed(seed)
         try:
             yield
         finally:
             random.setstate(py_state)
             np.random.set_state(np_state)
+
+
+def reseed(seed: int) -> None:
+    """Seed torch, numpy and random with ``seed`` (what ``seeded`` does on entry; a method that
+    restarts its run inside the block calls it to start again from the same random streams)."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
 
 
 @functools.cache

@@ -34,9 +34,13 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "shared = reuse the N challenge runs from the one original (no extra models)")
     p.add_argument("--workers", type=int, default=0,
                    help="processes training models in parallel (0 = one per CPU core, at most 8; 1 = serial)")
-    p.add_argument("--no-vectorize", action="store_true",
-                   help="train every model one by one (default: same-shape models without BatchNorm/dropout "
-                        "train in stacks, one batched forward/backward per step)")
+    stacking = p.add_mutually_exclusive_group()
+    stacking.add_argument("--vectorize", dest="vectorize", action="store_true", default=None,
+                          help="train same-shape models without BatchNorm/dropout in stacks (one batched "
+                               "forward/backward per step) whatever a measurement says")
+    stacking.add_argument("--no-vectorize", dest="vectorize", action="store_false",
+                          help="train every model one by one (default: a quick measurement of a few training "
+                               "steps on this device picks whichever is faster, see docs/architecture.md)")
     p.add_argument("--backend", default="local", help="where the models are built: local (process pool, "
                    "default) or ray (pip install 'unlearnkit[ray]'; the model cache must be shared)")
     p.add_argument("--ray-address", default=None, help="Ray cluster address (default: start a local Ray)")
@@ -55,7 +59,7 @@ def main(args: argparse.Namespace) -> int:
                          challenge_models=args.challenge_models, variance=args.variance, augment=args.augment,
                          workers=args.workers, ulira_originals=args.ulira_originals, lira=not args.no_lira,
                          ulira=not args.no_ulira, challenge=not args.no_challenge,
-                         vectorize=not args.no_vectorize, backend=args.backend, address=args.ray_address)
+                         vectorize=args.vectorize, backend=args.backend, address=args.ray_address)
     start = time.perf_counter()
     results = run_audit(config, args.out, cache=cache_from_args(args), progress=not args.quiet)
     lo = results["audit"].get("lira_original")

@@ -115,14 +115,21 @@ def _mnist1d_arrays(n_samples: int) -> tuple[np.ndarray, np.ndarray]:
 
 @DATASETS.register("synthetic")
 def load_synthetic(n_samples: int = 600, n_features: int = 10, n_classes: int = 4,
-                   separation: float = 2.5, split_seed: int = 0) -> DatasetBundle:
-    """Gaussian mixture: one isotropic Gaussian per class around random centres. For fast tests."""
+                   separation: float = 2.5, split_seed: int = 0, label_noise: float = 0.0) -> DatasetBundle:
+    """Gaussian mixture: one isotropic Gaussian per class around random centres. For fast tests and
+    tabular benchmarks. ``label_noise``: the fraction of examples (in every split) whose label is
+    replaced by a uniformly drawn *other* class, so that a model can only memorise them."""
     if n_classes < 2:
         raise DataError(f"synthetic n_classes={n_classes}: need at least 2 classes")
+    if not 0.0 <= label_noise < 1.0:
+        raise DataError(f"synthetic label_noise={label_noise}: use a fraction in [0, 1)")
     rng = np.random.default_rng(1234)
     centres = rng.normal(size=(n_classes, n_features)) * separation / np.sqrt(n_features) * 2
     y = np.arange(n_samples) % n_classes
     x = centres[y] + rng.normal(size=(n_samples, n_features))
+    if label_noise > 0:  # drawn after the features, so the inputs are those of the noise-free data
+        flip = rng.random(n_samples) < label_noise
+        y = np.where(flip, (y + rng.integers(1, n_classes, n_samples)) % n_classes, y)
     return _bundle("synthetic", x.astype(np.float32), y.astype(np.int64), n_classes, split_seed)
 
 

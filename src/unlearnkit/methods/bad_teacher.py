@@ -16,6 +16,8 @@ Defaults:
     momentum 0.9        unused: the optimiser is Adam
     select all, select_fraction 0.05    SAPS parameter selection, off: the method as published
     retain_budget None  the whole retain set (our option: a random subset caps the cost)
+    restarts 3, clip_grad_norm None   family options: a diverged run restarts clipped at 1, then with lr
+                        halved, at most 3 times; no clipping otherwise (ours)
 The reference notebook: ``--set bad_teacher.epochs=1 --set bad_teacher.lr=1e-4
 --set bad_teacher.retain_fraction=0.3``.
 

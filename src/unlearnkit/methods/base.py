@@ -39,9 +39,9 @@ from ..params import Hyperparameters, hp
 from ..task import UnlearningTask
 from ..training import TrainRecipe
 from ..training_stacked import TrainingRun
-from ..utils import resolve_device, seeded
+from ..utils import Timer, resolve_device, seeded
 from .blocks.registry import METHODS, RETAIN_FREE_SUFFIX, describe_data, register_method  # noqa: F401 (re-exported)
-from .blocks.noop import detect_noop, warn_noop
+from .blocks.noop import OVERFORGET_HINT, check_overforget, detect_noop, warn_noop, warn_overforget
 from .blocks.selection import SCORES, select_params, selection_data
 from .blocks.state import RequestState
 
@@ -73,6 +73,8 @@ class UnlearningMethod(ABC):
     changes_model: ClassVar[bool] = True
     #: what to try when a call leaves the forget set unchanged (the no-op warning's advice)
     noop_hint: ClassVar[str] = "a larger lr or more epochs"
+    #: what to try when a call pushes the forget set past unseen data (the over-forgetting warning's advice)
+    overforget_hint: ClassVar[str] = OVERFORGET_HINT
 
     def __init__(self, params: Optional[Hyperparameters] = None, **overrides: Any) -> None:
         if params is not None and not isinstance(params, self.Params):
@@ -101,7 +103,10 @@ class UnlearningMethod(ABC):
         ``state``: for sequential deletion requests, one ``RequestState`` passed to every call of the
         stream (the model returned by request r is the input of request r + 1); the method reads and
         updates it, and ``state.done`` counts the requests completed.
-        ``self.noop`` is then a ``NoOpReport`` (and a ``NoOpWarning`` raised) if nothing changed."""
+        ``self.noop`` is then a ``NoOpReport`` (and a ``NoOpWarning`` raised) if nothing changed, and
+        ``self.overforget`` the ``OverforgetReport`` of the result (None where the check does not apply;
+        an ``OverForgetWarning`` when it fires, see ``methods/blocks/noop.py``); ``self.check_seconds``
+        is the time that check took, which ``timed_unlearn`` leaves out of a method's time."""
         task = self._validated(model, task, state)
         params = list(model.parameters())
         home = params[0].device if params else torch.device("cpu")
@@ -124,10 +129,19 @@ class UnlearningMethod(ABC):
                 result = self._unlearn(work, task)
             result = work if result is None else result
             self.noop = detect_noop(self.original, result, task.forget) if self.changes_model else None
+            with Timer() as check:  # an evaluation, not unlearning work: timed_unlearn leaves it out
+                self.overforget = check_overforget(result, task) if self.changes_model else None
+            self.check_seconds = check.seconds
             self.state.done += 1
         finally:
             self.state.move(torch.device("cpu"))
             del self.original, self.state
+        self._hand_back(result, home, modes, keys)
+        return result
+
+    def _hand_back(self, result: nn.Module, home: torch.device, modes: dict[str, bool], keys: list[str]) -> None:
+        """``result`` back on the input's device and modes, its state_dict keys and weights checked, and
+        the no-op and over-forgetting warnings raised."""
         if self.noop is not None:
             warn_noop(self.name, self.noop, self.noop_hint)
         result.to(home)
@@ -140,7 +154,15 @@ class UnlearningMethod(ABC):
         if diverged:
             raise NonFiniteError(f"method {self.name!r} produced NaN or infinite weights ({', '.join(diverged[:3])}) "
                                  f"with seed {self.seed}; lower its learning rate or number of epochs")
-        return result
+        if self.overforget is not None and self.overforget.overforget:
+            warn_overforget(self.name, self.overforget, self.overforget_hint)
+
+    def timed_unlearn(self, model: nn.Module, task: UnlearningTask, **kwargs: Any) -> tuple[nn.Module, float]:
+        """``unlearn(model, task, **kwargs)`` and its wall seconds less those of the over-forgetting check
+        it ends with (an evaluation of the result, not unlearning work): how every command times a method."""
+        with Timer() as t:
+            result = self.unlearn(model, task, **kwargs)
+        return result, t.seconds - self.check_seconds
 
     def _validated(self, model: nn.Module, task: UnlearningTask, state: Optional[RequestState]) -> UnlearningTask:
         """Type checks, the withheld splits removed, the required ones present."""
@@ -172,6 +194,8 @@ class UnlearningMethod(ABC):
         run gives what ``unlearn(model, task, seed=seed, device=device)`` returns, up to float rounding."""
         if "_training_plan" not in type(self).__dict__:
             return None  # a subclass of a plain-training method changes the loop unless it says otherwise
+        if getattr(self.params, "clip_grad_norm", None) is not None:
+            return None  # gradient clipping is no part of a training recipe
         if any(getattr(task, s) is None for s in self.requires):
             return None  # unlearn() reports the missing data
         self.device, self.seed = resolve_device(device), int(seed)

@@ -13,6 +13,8 @@ Defaults:
     lr 3e-4             our tuning on digits/cnn (the reference 1e-5 does not move it), see the notes
     select all, select_fraction 0.05    SAPS parameter selection, off: the method as published
     retain_budget None  family option; unused here (boundary_shrink reads no retain data)
+    restarts 3, clip_grad_norm None   family options: a diverged run restarts clipped at 1, then with lr
+                        halved, at most 3 times; no clipping otherwise (ours)
 
     >>> bs = get_method("boundary_shrink", eps=0.1)
     >>> unlearned = bs.unlearn(model, task)           # needs only the forget set

@@ -14,6 +14,8 @@ Defaults:
                         (the reference's ``args_ftF`` copies the original's arguments), schedule too
     select all, select_fraction 0.05    SAPS parameter selection, off: the method as published
     retain_budget None  the whole retain set (our option: a random subset caps the cost)
+    restarts 3, clip_grad_norm None   family options: a diverged run restarts clipped at 1, then with lr
+                        halved, at most 3 times; no clipping otherwise (ours)
 
     >>> cfk = get_method("cf_k", k=2)
     >>> unlearned = cfk.unlearn(model, task)          # task needs forget and retain

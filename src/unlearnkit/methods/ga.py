@@ -14,6 +14,8 @@ Defaults:
     batch_size 64       ours: the batch size of our original models' recipes (reference: 256)
     select all, select_fraction 0.05    SAPS parameter selection, off: the method as published
     retain_budget None  family option; unused here (ga reads no retain data)
+    restarts 3, clip_grad_norm None   family options: a diverged run restarts clipped at 1, then with lr
+                        halved, at most 3 times; no clipping otherwise (ours)
 
     >>> ga = get_method("ga", lr=1e-4)                # the reference step size
     >>> unlearned = ga.unlearn(model, task)           # needs only the forget set
@@ -25,7 +27,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .blocks.forget_loss import FORGET_LOSS_HELP, FORGET_LOSSES, SATURATION_HINT, forget_ascent_loss
+from .blocks.forget_loss import FORGET_LOSS_HELP, FORGET_LOSSES, OVERSHOOT_HINT, SATURATION_HINT, forget_ascent_loss
 from .blocks.peers import ReferenceSGDParams
 from .base import hp, register_method
 from .iterative import IterativeMethod
@@ -45,6 +47,7 @@ class GradientAscent(IterativeMethod):
     Params = GAParams
     has_max_phase = True
     noop_hint = SATURATION_HINT
+    overforget_hint = OVERSHOOT_HINT
 
     def max_step(self, x, y, epoch):
         return forget_ascent_loss(self.model(x), y, self.params.forget_loss)

@@ -16,6 +16,8 @@ Defaults:
     batch_size 64       ours: the batch size of our original models' recipes (reference: 256)
     select all, select_fraction 0.05    SAPS parameter selection, off: the method as published
     retain_budget None  the whole retain set (our option: a random subset caps the cost)
+    restarts 3, clip_grad_norm None   family options: a diverged run restarts clipped at 1, then with lr
+                        halved, at most 3 times; no clipping otherwise (ours)
 
     >>> ng = get_method("neggrad_plus", alpha=0.95)
     >>> unlearned = ng.unlearn(model, task)           # task needs forget and retain
@@ -30,7 +32,7 @@ from dataclasses import dataclass
 
 from torch.nn import functional as F
 
-from .blocks.forget_loss import FORGET_LOSS_HELP, FORGET_LOSSES, SATURATION_HINT, forget_ascent_loss
+from .blocks.forget_loss import FORGET_LOSS_HELP, FORGET_LOSSES, OVERSHOOT_HINT, SATURATION_HINT, forget_ascent_loss
 from .blocks.peers import ReferenceSGDParams
 from .base import hp, register_method
 from .iterative import IterativeMethod
@@ -52,6 +54,7 @@ class NegGradPlus(IterativeMethod):
     Params = NegGradPlusParams
     requires = ("forget", "retain")
     noop_hint = SATURATION_HINT
+    overforget_hint = OVERSHOOT_HINT
 
     def run_epoch(self, epoch):
         forget_batches = itertools.cycle(list(self.batches(self.task.forget)))

@@ -14,6 +14,8 @@ Defaults:
     batch_size 64       ours: the batch size of our original models' recipes (reference: 256)
     select all, select_fraction 0.05    SAPS parameter selection, off: the method as published
     retain_budget None  the whole retain set (our option: a random subset caps the cost)
+    restarts 3, clip_grad_norm None   family options: a diverged run restarts clipped at 1, then with lr
+                        halved, at most 3 times; no clipping otherwise (ours)
 
     >>> rl = get_method("rl", lr=0.01)                # the reference step size
     >>> unlearned = rl.unlearn(model, task)           # task needs forget and retain

@@ -26,6 +26,7 @@ Design notes: docs/methods/rum.md
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -34,7 +35,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from ..data.split import Split
-from ..errors import NonFiniteError
+from ..errors import DivergenceWarning, NonFiniteError, OverForgetWarning
 from .blocks.peers import eval_mode
 from .base import Hyperparameters, UnlearningMethod, hp, register_method
 from .neggrad_plus import NegGradPlus
@@ -96,19 +97,35 @@ class RUM(UnlearningMethod):
         p = self.params
         scores = curvature_scores(model, task.forget, p.h, p.batch_size)
         self.groups = memorisation_groups(scores, len(LEVELS))
+        self.restarts = 0  # the divergence guard's restarts of the inner NegGrad+ runs, all groups together
         for step, (level, group) in enumerate(zip(LEVELS, self.groups)):
             epochs = getattr(p, f"epochs_{level}")
             if len(group) == 0 or epochs == 0:
                 continue
             inner = NegGradPlus(alpha=getattr(p, f"alpha_{level}"), lr=getattr(p, f"lr_{level}"), epochs=epochs,
                                 batch_size=p.batch_size)
-            try:
-                inner.unlearn(model, replace(task, forget=task.forget.subset(group)), seed=self.seed + step,
-                              device=self.device, inplace=True)
-            except NonFiniteError:  # name this method and its group, not the inner NegGrad+ and its derived seed
-                raise NonFiniteError(f"method 'rum' diverged (NaN or infinite weights) on its {level}-memorisation "
-                                     f"group with seed {self.seed}; lower lr_{level} or epochs_{level}") from None
+            self._run_group(inner, model, replace(task, forget=task.forget.subset(group)), step, level)
+            self.restarts += inner.restarts
         return model
 
-
-
+    def _run_group(self, inner: NegGradPlus, model: nn.Module, task, step: int, level: str) -> None:
+        """NegGrad+ on one group, its errors and divergence warnings naming this method and the group (not
+        the inner NegGrad+ and its derived seed); its over-forgetting check is this method's, on the whole
+        forget set, so the group's is not repeated."""
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            try:
+                inner.unlearn(model, task, seed=self.seed + step, device=self.device, inplace=True)
+                failed = False
+            except NonFiniteError:
+                failed = True
+        for w in caught:
+            if issubclass(w.category, DivergenceWarning):
+                warnings.warn(f"rum: NegGrad+ on the {level}-memorisation group diverged with seed {self.seed} and "
+                              f"restarted with a smaller step ({w.message})", DivergenceWarning, stacklevel=4)
+            elif not issubclass(w.category, OverForgetWarning):
+                warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+        if failed:
+            raise NonFiniteError(f"method 'rum' diverged (NaN or infinite weights) on its {level}-memorisation group "
+                                 f"with seed {self.seed}, also after {inner.params.restarts} restart(s) with the step "
+                                 f"halved; lower lr_{level} or epochs_{level}")

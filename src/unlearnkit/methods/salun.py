@@ -17,6 +17,8 @@ Defaults:
     batch_size 64       ours: the batch size of our original models' recipes (reference: 256)
     select all, select_fraction 0.05    SAPS parameter selection, off (intersected with the mask)
     retain_budget None  the whole retain set (our option: a random subset caps the cost)
+    restarts 3, clip_grad_norm None   family options: a diverged run restarts clipped at 1, then with lr
+                        halved, at most 3 times; no clipping otherwise (ours)
 
     >>> salun = get_method("salun", fraction=0.5)
     >>> unlearned = salun.unlearn(model, task)        # task needs forget and retain

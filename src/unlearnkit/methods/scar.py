@@ -18,6 +18,8 @@ Defaults (reference ``src/opts.py``, random-forgetting setting, unless marked ou
     momentum 0.9        unused: the optimiser is Adam
     select all, select_fraction 0.05    SAPS parameter selection, off: the method as published
     retain_budget None  the whole retain set (our option: a random subset caps the cost)
+    restarts 3, clip_grad_norm None   family options: a diverged run restarts clipped at 1, then with lr
+                        halved, at most 3 times; no clipping otherwise (ours)
 
     >>> scar = get_method("scar", surrogate="noise")
     >>> unlearned = scar.unlearn(model, task)        # task needs forget and retain (class statistics)

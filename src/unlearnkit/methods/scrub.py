@@ -17,6 +17,8 @@ Defaults (the reference's small-scale notebook, ``small_scale_unlearning.ipynb``
     momentum 0.9        unused: the optimiser is Adam
     select all, select_fraction 0.05    SAPS parameter selection, off: the method as published
     retain_budget None  the whole retain set (our option: a random subset caps the cost)
+    restarts 3, clip_grad_norm None   family options: a diverged run restarts clipped at 1, then with lr
+                        halved, at most 3 times; no clipping otherwise (ours)
 The exact small-scale reference: ``--set scrub.batch_size=32 --set scrub.forget_batch_size=64
 --set scrub.lr_decay_epochs=5,8,9`` (why the defaults differ: see the notes).
 

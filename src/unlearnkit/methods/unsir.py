@@ -19,6 +19,8 @@ Defaults (the reference notebook, CIFAR-10, unless marked ours):
     momentum 0.9        unused: the optimiser is Adam
     select all, select_fraction 0.05    SAPS parameter selection, off: the method as published
     retain_budget None  the whole retain set (our option: a random subset caps the cost)
+    restarts 3, clip_grad_norm None   family options: a diverged run restarts clipped at 1, then with lr
+                        halved, at most 3 times; no clipping otherwise (ours)
 
     >>> unsir = get_method("unsir")
     >>> unlearned = unsir.unlearn(model, task)        # class scenario, or forget_class=K

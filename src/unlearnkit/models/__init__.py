@@ -6,13 +6,16 @@ input shape (C, H, W) or (C, L); any ``nn.Module`` a user brings works everywher
 
 from __future__ import annotations
 
+import inspect
 import math
-from typing import Callable
+import typing
+from typing import Any, Callable
 
 import torch
 from torch import nn
 
-from ..errors import UnlearnkitError
+from ..errors import HyperparameterError, UnlearnkitError
+from ..params import convert_value
 from ..registry import Registry
 from ..utils import eval_mode
 
@@ -20,16 +23,47 @@ MODELS: Registry[Callable[..., nn.Module]] = Registry("model")
 
 
 def build_model(name: str, input_shape: tuple[int, ...], num_classes: int, **options) -> nn.Module:
-    return MODELS.get(name)(tuple(input_shape), int(num_classes), **options)
+    """A registered architecture for ``input_shape`` and ``num_classes``; ``options`` are its builder's
+    keyword arguments, converted to the types it declares (``typed_model_options``)."""
+    return MODELS.get(name)(tuple(input_shape), int(num_classes), **typed_model_options(name, options))
+
+
+def typed_model_options(name: str, options: dict[str, Any]) -> dict[str, Any]:
+    """``options`` of model ``name`` converted to the types its builder declares, as plain values (a
+    ``tuple[int, ...]`` option becomes a list of ints, from a list, one int or a string like "64,64", so
+    that configs hash and store as before); an unknown name or a wrong type raises, naming the valid ones."""
+    builder = MODELS.get(name)
+    hints = typing.get_type_hints(builder)
+    valid = [p for p in inspect.signature(builder).parameters if p not in ("input_shape", "num_classes")]
+    unknown = sorted(set(options) - set(valid))
+    if unknown:
+        raise UnlearnkitError(f"model {name!r} has no option(s) {unknown}; valid: {valid}")
+    out = {}
+    for key, value in options.items():
+        typ = hints.get(key)
+        if typing.get_origin(typ) is tuple:
+            items = value.split(",") if isinstance(value, str) else value if isinstance(value, (list, tuple)) else [value]
+            out[key] = [convert_value(f"model option {name}", key, v, int) for v in items]
+            if any(v < 1 for v in out[key]):
+                raise HyperparameterError(f"model option {name}.{key} must be positive integers, got {value!r}")
+        else:
+            out[key] = convert_value(f"model option {name}", key, value, typ) if typ is not None else value
+    return out
 
 
 @MODELS.register("mlp")
-def mlp(input_shape, num_classes, hidden: tuple[int, ...] = (256, 256)) -> nn.Module:
-    """Fully connected ReLU network on the flattened input (mnist1d default: 40-256-256-10)."""
+def mlp(input_shape, num_classes, hidden: tuple[int, ...] = (256, 256), batchnorm: bool = False,
+        dropout: float = 0.0) -> nn.Module:
+    """Fully connected ReLU network on the flattened input (mnist1d default: 40-256-256-10). ``hidden``:
+    the widths of the hidden layers (their number is the depth); ``batchnorm``: BatchNorm1d after each
+    hidden Linear (before its ReLU); ``dropout``: dropout of that probability after each hidden ReLU."""
+    if not 0.0 <= dropout < 1.0:
+        raise HyperparameterError(f"model option mlp.dropout must be in [0, 1), got {dropout!r}")
     layers: list[nn.Module] = [nn.Flatten()]
     width = math.prod(input_shape)
     for h in hidden:
-        layers += [nn.Linear(width, h), nn.ReLU()]
+        layers += [nn.Linear(width, h)] + ([nn.BatchNorm1d(h)] if batchnorm else []) + [nn.ReLU()]
+        layers += [nn.Dropout(dropout)] if dropout > 0 else []
         width = h
     layers.append(nn.Linear(width, num_classes))
     return nn.Sequential(*layers)

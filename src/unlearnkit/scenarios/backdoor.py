@@ -111,7 +111,8 @@ class BackdoorScenario(Scenario):
         victims = test.subset(np.flatnonzero(test.y.numpy() != o.target))
         evals = {"triggered_test": Split(apply_trigger(victims.x, pattern, region), victims.y, victims.indices),
                  "forget_clean": bundle.train.subset(idx)}
-        meta = {"scenario": self.name, "target": o.target, "poison_rate": o.poison_rate,
+        # a poisoned example with its target label is not like unseen data to Retrain: no over-forgetting check
+        meta = {"scenario": self.name, "forget_like_unseen": False, "target": o.target, "poison_rate": o.poison_rate,
                 "region": [(s.start, s.stop) for s in region if s.start is not None],
                 "pattern_values": pattern.tolist(), "true_labels": y[idx].tolist()}
         task = make_task(bundle, train, idx, metadata=meta)

@@ -70,7 +70,8 @@ class ClassScenario(Scenario):
         listed = np.isin(test_y, classes)
         test_rest, test_listed = bundle.test.subset(np.flatnonzero(~listed)), bundle.test.subset(np.flatnonzero(listed))
         task = make_task(bundle, bundle.train, idx, test=test_rest,
-                         metadata={"scenario": self.name, "forget_class": classes[0] if len(classes) == 1 else classes})
+                         metadata={"scenario": self.name, "forget_class": classes[0] if len(classes) == 1 else classes,
+                                   "forget_like_unseen": False})  # the over-forgetting check skips it
         return ScenarioData(bundle.train, idx, task, eval_splits={"test_forget": test_listed}, requests=requests)
 
     def forget_subset(self, data, rows, removed=None):

@@ -29,8 +29,9 @@ class AuditConfig:
     lira: bool = True
     ulira: bool = True
     challenge: bool = True
-    #: train same-shape models in stacks (stacked.py); False = one by one
-    vectorize: bool = True
+    #: train same-shape models in stacks (True, stacked.py) or one by one (False); None = whichever a quick
+    #: measurement on this device finds faster (``stacked.choose_stacking``)
+    vectorize: Optional[bool] = None
     backend: str = "local"       # where the jobs run (pipeline/backends.py): local or ray
     address: Optional[str] = None  # Ray cluster address (ray backend)
 
@@ -48,6 +49,9 @@ class AuditConfig:
             raise UnlearnkitError(f"ulira_originals={self.ulira_originals!r}: use shadow or shared")
         if self.ulira and self.ulira_originals == "shared" and not self.challenge:
             raise UnlearnkitError("U-LiRA with shared originals reuses the challenge models: do not skip the challenge")
+        if self.vectorize not in (None, True, False):
+            raise UnlearnkitError(f"vectorize={self.vectorize!r}: use True (stacked), False (one by one) or None "
+                                  "(measure which is faster)")
         if self.workers < 0:
             raise UnlearnkitError(f"workers must be >= 0, got {self.workers}")
         get_backend(self.backend, self.address)  # unknown names fail here, listing the valid ones

@@ -123,9 +123,8 @@ def get_retrain(st: dict, j: int):
     exp, data = st["exp"], st["data"]
 
     def create():  # Retrain re-initialises: an untrained model of the architecture is enough
-        with Timer() as t:
-            model = get_method("retrain").unlearn(exp.new_model(j), data.task, seed=j, device=exp.device)
-        return model.cpu(), {"time_s": t.seconds}
+        model, seconds = get_method("retrain").timed_unlearn(exp.new_model(j), data.task, seed=j, device=exp.device)
+        return model.cpu(), {"time_s": seconds}
 
     model, meta = st["cache"].get_or_create(retrain_key(exp, data, j), exp.new_model(j), create)
     return model.eval(), meta
@@ -183,9 +182,8 @@ def get_unlearned(st: dict, method: str, k: int, seed: int):
     key = unlearned_key(exp, data, method, algorithm, k, seed)
 
     def create():
-        with Timer() as t:
-            model = algorithm.unlearn(original, data.task, seed=seed, device=exp.device)
-        return model.cpu(), {"time_s": t.seconds}
+        model, seconds = algorithm.timed_unlearn(original, data.task, seed=seed, device=exp.device)
+        return model.cpu(), {"time_s": seconds}
 
     template = (algorithm.original_template(exp.new_model(k), len(data.train))
                 if getattr(algorithm, "trains_original", False) else exp.new_model(k))

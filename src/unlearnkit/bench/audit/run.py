@@ -45,7 +45,7 @@ from .analysis import analyse
 from .comparison import write_audit_comparison
 from .config import AuditConfig
 from .jobs import AuditJob, config_payload, init_worker, plan_jobs, run_job, scenario_pieces
-from .stacked import pretrain_stacked
+from .stacked import choose_stacking, pretrain_stacked
 
 log = logging.getLogger(__name__)
 
@@ -104,9 +104,12 @@ def run_audit(config: AuditConfig, out_dir: str | Path | None = None, *, cache: 
     jobs = plan_jobs(config, methods)
     log.info("audit: %d models to build or load (K=%d, N=%d, %d workers)", len(jobs), config.shadow_models,
              config.challenge_models, min(config.n_workers(), len(jobs)))
-    stacked = {"skipped": "vectorize=False"}
-    if config.vectorize:
-        stacked = pretrain_stacked(jobs, config, cache, min(config.n_workers(), len(jobs)), exp.new_model(0))
+    workers = min(config.n_workers(), len(jobs))
+    use, choice = choose_stacking(config.vectorize, jobs, workers, exp.new_model(0), data.train,
+                                  exp.config.training_recipe(), exp.device)
+    log.info("audit: training %s (%s)", choice["mode"], choice["by"])
+    stacked = pretrain_stacked(jobs, config, cache, workers, exp.new_model(0)) if use else {"skipped": choice["mode"]}
+    stacked["choice"] = choice
     results, errors = _execute(jobs, config, cache, progress)
     for job_id in stacked.pop("trained", []):  # trained in this run (stacked), loaded by its job
         if job_id in results:

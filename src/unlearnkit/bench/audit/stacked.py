@@ -18,11 +18,16 @@ from typing import Any, Optional
 import torch
 
 from ...methods import get_method
-from ...training_stacked import TrainingRun, stack_blocker, train_many
+from ...training_stacked import TrainingRun, stack_blocker, time_stacking, train_many
 from ...utils import Timer, spawn_without_main
 from . import jobs as audit_jobs
 
 log = logging.getLogger(__name__)
+
+#: models per stack at most
+MAX_STACK = 8
+#: the measured speedup of stacked training steps from which the audit trains in stacks by default
+STACKING_MIN_SPEEDUP = 1.5
 
 
 def _plan(st: dict, job: tuple) -> Optional[tuple[dict, TrainingRun, Any]]:
@@ -90,7 +95,36 @@ def _run_chunk(chunk: list[tuple]) -> list[tuple]:
         return []
 
 
-def pretrain_stacked(jobs: list[tuple], cfg, cache, workers: int, model, max_stack: int = 8) -> dict[str, Any]:
+def _phases(jobs: list[tuple]) -> list[list[tuple]]:
+    return [[j for j in jobs if j[0] != "unlearned"], [j for j in jobs if j[0] == "unlearned"]]
+
+
+def stack_size(jobs: list[tuple], workers: int, max_stack: int = MAX_STACK) -> int:
+    """Models per stack: at most ``max_stack``, and at least two chunks per worker, so that every core
+    trains a stack."""
+    return max(2, min(max_stack, -(-len(_phases(jobs)[0]) // (2 * max(1, workers)))))
+
+
+def choose_stacking(forced: Optional[bool], jobs: list[tuple], workers: int, model, data, recipe, device
+                    ) -> tuple[bool, dict[str, Any]]:
+    """Whether to train in stacks, and why: as ``forced`` (``--vectorize`` / ``--no-vectorize``), else by
+    a quick measurement on this device (``training_stacked.time_stacking``: a few steps of one stack
+    against the same steps one model at a time) that must show stacks ``STACKING_MIN_SPEEDUP`` times
+    faster, to pay for what stacking adds (a second round of worker start-up, every stacked model
+    written to the cache and read back by its job)."""
+    if forced is not None:
+        return forced, {"mode": "stacked" if forced else "one by one", "by": "forced"}
+    blocker = stack_blocker(model)
+    if blocker is not None:
+        return False, {"mode": "one by one", "by": f"the model cannot be trained stacked: {blocker}"}
+    timing = time_stacking(model, data, recipe, stack_size(jobs, workers), device=device)
+    speedup = timing["serial_s"] / timing["stacked_s"]
+    use = speedup >= STACKING_MIN_SPEEDUP
+    return use, {"mode": "stacked" if use else "one by one", "by": "measured", **timing, "speedup": speedup,
+                 "min_speedup": STACKING_MIN_SPEEDUP}
+
+
+def pretrain_stacked(jobs: list[tuple], cfg, cache, workers: int, model, max_stack: int = MAX_STACK) -> dict[str, Any]:
     """Train every stackable model of ``jobs`` (phase 1, then phase 2) in stacks and cache them;
     ``model`` is an instance of the architecture. Returns what it did, for the results, with
     ``trained``: the ids of the models it trained."""
@@ -99,9 +133,8 @@ def pretrain_stacked(jobs: list[tuple], cfg, cache, workers: int, model, max_sta
     blocker = stack_blocker(model)
     if blocker is not None:
         return {"skipped": f"the model cannot be trained stacked: {blocker}"}
-    phases = [[j for j in jobs if j[0] != "unlearned"], [j for j in jobs if j[0] == "unlearned"]]
-    # at least two chunks per worker, so that every core trains a stack
-    size = max(2, min(max_stack, -(-len(phases[0]) // (2 * max(1, workers)))))
+    phases = _phases(jobs)
+    size = stack_size(jobs, workers, max_stack)
     init_args = (audit_jobs.config_payload(cfg), str(cache.root), cache.enabled)
     if workers <= 1:
         audit_jobs.init_worker(*init_args)

@@ -39,7 +39,10 @@ SPEC_KEYS = {"name", "description", "seeds", "datasets", "models", "scenarios", 
 def _label(name: str, options: dict) -> str:
     if not options:
         return name
-    return name + "(" + ",".join(f"{k}={options[k]}" for k in sorted(options)) + ")"
+    def text(value: Any) -> str:  # a list (an mlp's hidden widths) as 128-128
+        return "-".join(map(str, value)) if isinstance(value, (list, tuple)) else str(value)
+
+    return name + "(" + ",".join(f"{k}={text(options[k])}" for k in sorted(options)) + ")"
 
 
 @dataclass
@@ -77,9 +80,9 @@ class BenchSpec:
     def group_of(config: ExperimentConfig) -> str:
         """The experiment's label in reports, e.g. ``mnist1d(n_samples=20000)/cnn1d/random(forget_size=30)``:
         the dataset with the options that differ from its defaults (two sizes of one dataset are two
-        experiments), the model, the scenario with its options."""
+        experiments), the model with the options the spec gives it, the scenario with its options."""
         dataset = _label(config.dataset, non_default_options(config.dataset, config.dataset_options))
-        return f"{dataset}/{config.model}/{_label(config.scenario, config.scenario_options)}"
+        return f"{dataset}/{_label(config.model, config.model_options)}/{_label(config.scenario, config.scenario_options)}"
 
     def check_data(self) -> None:
         """Load each dataset and build each scenario once (first seed), so that configuration errors

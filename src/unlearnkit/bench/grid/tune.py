@@ -28,7 +28,7 @@ from typing import Any, Callable, Optional
 
 import numpy as np
 
-from ...errors import NoOpWarning, UnlearnkitError
+from ...errors import NoOpWarning, OverForgetWarning, UnlearnkitError
 from ...evaluation.registry import CORE_METRICS
 from ...methods import METHODS, get_method
 from ...utils import stable_hash
@@ -148,10 +148,15 @@ def tune_spec(spec: BenchSpec, store: ResultStore, fixed_params: dict[str, dict]
 
 
 def _trial_model(method: str, params: dict, ctx: SeedContext, seed: int, device) -> Any:
-    """One trial's unlearned model. A trial that changes nothing just scores badly: its no-op
-    warning would repeat for every such trial, so it is silenced here."""
+    """One trial's unlearned model. A trial that changes nothing, or too much, just scores badly: its
+    no-op or over-forgetting warning would repeat for every such trial, so they are silenced here. The
+    divergence guard is off (``restarts=0``): a trial whose values diverge fails, so the search learns
+    that they diverge instead of scoring the smaller step a restart would take."""
+    if "restarts" in METHODS.get(method).Params.field_types():
+        params = {**params, "restarts": 0}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", NoOpWarning)
+        warnings.simplefilter("ignore", OverForgetWarning)
         return get_method(method, **params).unlearn(ctx.original, ctx.data.task, seed=seed, device=device)
 
 

@@ -21,7 +21,7 @@ from collections import OrderedDict
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Optional
 
-from ...errors import MissingSplitError, NoOpWarning, UnlearnkitError
+from ...errors import DivergenceWarning, MissingSplitError, NoOpWarning, OverForgetWarning, UnlearnkitError
 from ...utils import exit_with_parent, stable_hash
 from .backends import get_backend
 from .cache import ModelCache
@@ -31,6 +31,9 @@ from .experiment import Experiment
 from .runtime import apply_threads
 
 log = logging.getLogger(__name__)
+
+#: the warnings of an unlearning call's checks, raised again in the coordinator as their own class
+_CALL_WARNINGS = {w.__name__: w for w in (NoOpWarning, OverForgetWarning, DivergenceWarning)}
 
 _EXPERIMENTS: "OrderedDict[str, Experiment]" = OrderedDict()
 _CONTEXTS: "OrderedDict[tuple, Any]" = OrderedDict()
@@ -97,14 +100,14 @@ def collected_warnings(out: dict[str, Any]):
 
 def raise_again(where: str, texts: Iterable[str], stacklevel: int = 3) -> None:
     """Raise each collected warning again here, prefixed with ``where`` (e.g. "seed 1 ft"): a warning
-    as a warning of its category (UserWarning when it is not a built-in or unlearnkit one), a logged
+    as a warning of its category (UserWarning when it is not a built-in or one of the call checks'), a logged
     record as a log record of this module."""
     for text in texts:
         kind, _, message = text.partition(": ")
         if " (" in kind:  # "warning (unlearnkit.methods.x)": it was logged
             log.log(logging.getLevelName(kind.split(" ")[0].upper()), "%s: %s", where, message)
             continue
-        category = NoOpWarning if kind == NoOpWarning.__name__ else getattr(builtins, kind, UserWarning)
+        category = _CALL_WARNINGS.get(kind) or getattr(builtins, kind, UserWarning)
         if not (isinstance(category, type) and issubclass(category, Warning)):
             category = UserWarning
         warnings.warn(f"{where}: {message}", category, stacklevel=stacklevel)

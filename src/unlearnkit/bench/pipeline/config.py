@@ -17,7 +17,7 @@ from ...checks import check_field_types, check_seeds
 from ...data import DATASETS
 from ...errors import UnlearnkitError
 from ...methods import METHODS, get_method
-from ...models import MODELS
+from ...models import typed_model_options
 from ...scenarios import SCENARIOS
 from ...training import TrainRecipe, default_recipe
 from ...utils import resolve_device, stable_hash
@@ -60,7 +60,7 @@ class ExperimentConfig:
         if dupes:
             raise UnlearnkitError(f"method(s) listed twice: {sorted(dupes)}")
         DATASETS.get(self.dataset)
-        MODELS.get(self.model)
+        self.model_options = typed_model_options(self.model, dict(self.model_options))
         for name in self.methods:
             METHODS.get(name)
         for name in self.method_params:

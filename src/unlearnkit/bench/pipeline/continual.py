@@ -13,7 +13,8 @@ requests 1..r-1 (relapse; absent for r = 1); ``time_s``, this request's unlearni
 (``Experiment.retrain_time``: every Retrain of the stream trains on nearly the same data, the training
 set minus at most everything requested, so one measured time stands for each and speedups divide
 times of the same run); ``cum_retrain_time_s`` = r x that, what serving requests 1..r by retraining
-would have cost; ``noop`` as in a single request's row, for this request's call.
+would have cost; ``noop``, ``overforget`` and ``restarts`` as in a single request's row, for this
+request's call.
 
 After every request, the rows so far, the model and the method's state are written atomically to one
 checkpoint file per (method, seed) cell; a killed run resumes at the first request it had not
@@ -35,7 +36,7 @@ from torch import nn
 from ...evaluation.metrics import accuracy
 from ...methods import RequestState, get_method
 from ...scenarios.base import requested_rows
-from ...utils import Timer, to_jsonable
+from ...utils import to_jsonable
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +84,7 @@ class CellRunner(Protocol):
     def start_model(self, seed: int, data: Any, original: nn.Module, method: Any) -> nn.Module: ...
     def evaluate(self, model: nn.Module, ctx: Any) -> dict[str, Any]: ...
     def row_head(self, ctx: Any, name: str) -> dict[str, Any]: ...
-    def noop_field(self, method: Any) -> dict[str, bool]: ...
+    def call_fields(self, method: Any) -> dict[str, Any]: ...
 
 
 def run_requests(exp: CellRunner, ctx: Any, name: str, checkpoint: RequestCheckpoint) -> list[dict[str, Any]]:
@@ -105,9 +106,7 @@ def run_requests(exp: CellRunner, ctx: Any, name: str, checkpoint: RequestCheckp
             model, seconds = (ctx.original, 0.0) if name == "original" else (retrain, one_retrain)
         else:
             task = ctx.scenario.request_view(ctx.data, r).task
-            with Timer() as t:
-                model = method.unlearn(model, task, seed=ctx.seed, device=exp.device, state=state)
-            seconds = t.seconds
+            model, seconds = method.timed_unlearn(model, task, seed=ctx.seed, device=exp.device, state=state)
         view = replace(ctx, data=seen, retrain=retrain, retrain_meta=retrain_meta)
         row = {**exp.row_head(ctx, name), "request": r}
         row.update(exp.evaluate(model, view))
@@ -116,7 +115,7 @@ def run_requests(exp: CellRunner, ctx: Any, name: str, checkpoint: RequestCheckp
         previous = rows[-1] if rows else {"cum_time_s": 0.0, "cum_retrain_time_s": 0.0}
         row.update(time_s=seconds, time_source="measured", cum_time_s=previous["cum_time_s"] + seconds,
                    retrain_time_s=one_retrain, cum_retrain_time_s=previous["cum_retrain_time_s"] + one_retrain)
-        row.update(exp.noop_field(method))  # this request's call, not the stream's
+        row.update(exp.call_fields(method))  # this request's call, not the stream's
         rows.append(row)
         checkpoint.save(rows, model, state)
     return rows

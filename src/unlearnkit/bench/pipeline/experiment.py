@@ -116,9 +116,8 @@ class Experiment:
                "corrected": None if task.corrected is None else stable_hash(task.corrected.x.sum().item())}
 
         def train_retrain():
-            with Timer() as t:
-                model = get_method("retrain").unlearn(original, task, seed=seed, device=self.device)
-            return model, {"time_s": t.seconds}
+            model, seconds = get_method("retrain").timed_unlearn(original, task, seed=seed, device=self.device)
+            return model, {"time_s": seconds}
 
         retrain, meta = self.cache.get_or_create(key, self.new_model(seed), train_retrain)
         return retrain.eval(), meta
@@ -128,9 +127,8 @@ class Experiment:
         is trained again for the clock: its stored time was measured by whichever run trained it,
         under that run's load and threads, and a speedup must divide two times of the same run."""
         if ctx.retrain_seconds is None:
-            with Timer() as t:
-                get_method("retrain").unlearn(ctx.original, ctx.data.task, seed=ctx.seed, device=self.device)
-            ctx.retrain_seconds = t.seconds
+            _, ctx.retrain_seconds = get_method("retrain").timed_unlearn(ctx.original, ctx.data.task, seed=ctx.seed,
+                                                                         device=self.device)
         return ctx.retrain_seconds
 
     def start_model(self, seed: int, data: ScenarioData, original: nn.Module, method) -> nn.Module:
@@ -162,11 +160,22 @@ class Experiment:
         return {"method": name, "scenario": c.scenario, "dataset": c.dataset, "model": c.model, "seed": ctx.seed}
 
     @staticmethod
-    def noop_field(method: Optional[UnlearningMethod]) -> dict[str, bool]:
-        """``noop`` of the row of one unlearning call: True when it left the forget predictions and
-        loss unchanged (``method.noop``); absent for the fixed references and methods meant to change
-        nothing."""
-        return {"noop": method.noop is not None} if method is not None and method.changes_model else {}
+    def call_fields(method: Optional[UnlearningMethod]) -> dict[str, Any]:
+        """The checks of one unlearning call, for its row: ``noop`` (True when it left the forget
+        predictions and loss unchanged, ``method.noop``), ``overforget`` (True when it pushed the forget
+        set past unseen data, ``method.overforget``; False also where that check does not apply),
+        ``overforget_auc`` (the check's statistic, where it applies) and, for methods with the divergence
+        guard, ``restarts`` (0 unless a run diverged and restarted with a smaller learning rate). Absent
+        for the fixed references and methods meant to change nothing."""
+        if method is None or not method.changes_model:
+            return {}
+        report = method.overforget
+        fields: dict[str, Any] = {"noop": method.noop is not None, "overforget": bool(report and report.overforget)}
+        if report is not None:
+            fields["overforget_auc"] = report.auc
+        if getattr(method, "restarts", None) is not None:
+            fields["restarts"] = method.restarts
+        return fields
 
     def run_method(self, ctx: SeedContext, name: str) -> dict[str, Any]:
         """Unlearn with ``name`` from the original model of ``ctx`` and return the result row."""
@@ -179,16 +188,14 @@ class Experiment:
         else:
             method = get_method(name, **params)
             start = self.start_model(ctx.seed, ctx.data, ctx.original, method)
-            with Timer() as t:
-                model = method.unlearn(start, ctx.data.task, seed=ctx.seed, device=self.device)
-            seconds = t.seconds
+            model, seconds = method.timed_unlearn(start, ctx.data.task, seed=ctx.seed, device=self.device)
         if self.on_model is not None:
             self.on_model(ctx, name, model)
         row = self.row_head(ctx, name)
         row.update(self.evaluate(model, ctx))
         row["time_s"] = seconds
         row["time_source"] = "measured"
-        row.update(self.noop_field(method))
+        row.update(self.call_fields(method))
         return row
 
     def run_cell(self, ctx: SeedContext, name: str) -> list[dict[str, Any]]:

@@ -22,6 +22,9 @@ FORGET_LOSS_HELP = ("objective pushed up on forget data: ce = cross-entropy (ref
                     "model), confidence = max(0, log p_y - log(1 - p_y)) descended (does not vanish as p_y -> 1)")
 #: the no-op warning's advice for the ascent methods
 SATURATION_HINT = "forget_loss=confidence (a forget objective whose gradient does not vanish as p_y -> 1)"
+#: the over-forgetting warning's advice for the ascent methods
+OVERSHOOT_HINT = ("forget_loss=confidence (its ascent stops once an example is no longer confidently predicted), "
+                  "a smaller lr or fewer epochs")
 
 
 def logit_confidence(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
