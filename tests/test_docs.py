@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-PAGES = sorted((ROOT / "docs").glob("*.md")) + [ROOT / n for n in ("README.md", "BENCHMARKS.md", "DEVELOPING.md")]
+PAGES = sorted((ROOT / "docs").rglob("*.md")) + [ROOT / n for n in ("README.md", "BENCHMARKS.md", "DEVELOPING.md")]
 LINK = re.compile(r"\[[^\]]*\]\(([^)\s]+)\)")
 
 

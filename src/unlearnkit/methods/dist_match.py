@@ -14,14 +14,14 @@ class, a backdoor, a sub-population), subset otherwise (random samples, instance
 stop when a two-sample AUC reaches 1/2. Retention: KL(original || model) on third-party data plus CE on
 retain data when given; without retain data a scale-free logit anchor paced to the epoch cap (subset)
 or an anchor on the unseen data the forget set does not cover (concept); with retain data a repair
-step restores retain scores the match pushed down. In a stream of requests, earlier subset-mode
+phase restores the retain scores the match pushed down (forget sets of at least one batch). In a stream of requests, earlier subset-mode
 forget samples are matched again (``carry_forgotten``). ``dist_match_noretain`` never sees retain data.
 
 Defaults, our tuning (no reference implementation exists; docs/methods/dist_match.md): Adam lr 3e-3,
 forget batch 64, Huber delta 1, anchor weight 1. Subset: retain weight 12 on batches of 256, <= 10
 epochs, stop at |AUC - 1/2| <= 0.01; repair 20 steps to min(original score, 3.5), hold weight 3;
-without retain data anchor weight 180 on 256 third-party samples, <= 20 epochs (mnist1d/mlp and three
-tabular models). Small sets: Adam's square-root scaling rule (Malladi et al., NeurIPS 2022) and jittered
+without retain data anchor weight 180 on 256 third-party samples, x0.7 after each epoch behind pace,
+<= 20 epochs (mnist1d mlp/cnn1d and three tabular models); corrections: KL anchor 6, corrected CE 4. Small sets: Adam's square-root scaling rule (Malladi et al., NeurIPS 2022) and jittered
 quantile levels below 8 samples per class. Concept: temperature T = median top-2 logit gap / 10 (at
 least 1), retain weight 2 on batches of 128, <= 5 epochs, stop at held-out AUC - 1/2 <= 0.05 on <= 128
 samples per side; concept_share 0.25, concept_min 16 (our choices).
