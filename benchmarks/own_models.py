@@ -103,7 +103,8 @@ def table(name: str, per_seed: list[dict[str, dict[str, float]]]) -> str:
     for m in names:
         v = means[m]
         gap = 100 * avg_gap(v, means["retrain"], METRICS)
-        lines.append(f"| `{m}` | " + " | ".join(f"{100 * v[k]:.1f}" for k in METRICS) + f" | {gap:.2f} | {v['time_s']:.2f} |")
+        cells = " | ".join(f"{100 * v[k]:.1f}" for k in METRICS)
+        lines.append(f"| `{m}` | {cells} | {gap:.2f} | {v['time_s']:.2f} |")
     return "\n".join(lines)
 
 

@@ -83,11 +83,36 @@ def test_retain_free_concept_anchor_drops_only_the_unseen_samples_the_forget_set
     own = torch.nonzero(tp.y == 0).squeeze(1)
     dropped = int(covered(tp.x[own], forget.x).sum())
     assert 0 < dropped < len(own)  # a sub-population covers part of its label's unseen samples
-    assert len(m.anchor_set) == len(tp) - dropped
+    assert len(m.anchor_set) == len(tp) - dropped and m.whole_labels == []
     assert int((m.anchor_set.y != 0).sum()) == int((tp.y != 0).sum())  # every other label is anchored
+    assert m.anchor_columns.tolist() == [0, 1, 2, 3]  # the label stays: its logit is held too
     with_retain = get_method("dist_match", concept_epochs=1)
     with_retain.unlearn(model, data.task, seed=0)
     assert with_retain.anchor_set is with_retain.target_set  # with retain data: the matching's own rows
+
+
+def test_whole_label_rule_hand_computed():
+    m = get_method("dist_match_noretain")  # whole_label_coverage 0.8
+    unseen = torch.tensor([[0.0], [1.0], [10.0], [11.0]])
+    # forget {0.4, 10.4}: each unseen sample's nearest neighbour is a forget sample except 1 and 11 (0.6 vs 1):
+    # 0 -> 0.4 (0.4 < 1) covered, 1 -> 0.4 (0.6 < 1) covered, 10, 11 likewise: all covered; uniform rate 2 / 5
+    whole, hit = m.whole_label_test(unseen, torch.tensor([[0.4], [10.4]]))
+    assert whole and hit.tolist() == [True, True, True, True]
+    # forget {10.4}: covers 10 and 11 only, a rate 0.5 >= 0.8 * 1 / 4: whole
+    assert m.whole_label_test(unseen, torch.tensor([[10.4]]))[0]
+    # forget {10.4} beside a fifth unseen sample at 30: covers 2 of 5 = 0.4 >= 0.8 * 1 / 5: whole; with
+    # 8 more forget samples at 10.4 the uniform rate is 9 / 13 and 0.4 < 0.8 * 9 / 13: a part of the label
+    more = torch.cat([unseen, torch.tensor([[30.0]])])
+    assert m.whole_label_test(more, torch.tensor([[10.4]]))[0]
+    assert not m.whole_label_test(more, torch.full((9, 1), 10.4))[0]
+
+
+def test_a_whole_label_removed_without_retain_data_is_neither_anchored_nor_held_in_the_logits():
+    model, data = make_toy("class", forget_class=0)
+    m = get_method("dist_match_noretain", concept_epochs=1)
+    m.unlearn(model, data.task, seed=0)
+    assert m.whole_labels == [0] and not bool((m.anchor_set.y == 0).any())
+    assert m.anchor_columns.tolist() == [1, 2, 3]
 
 
 @pytest.mark.parametrize("retain, corrected, relative", [(False, False, True), (True, False, False),
@@ -105,7 +130,7 @@ def test_the_scale_free_anchor_serves_retain_free_deletions_only(retain, correct
 @pytest.mark.parametrize("history, factor", [([0.80, 0.79], 0.7), ([0.80, 0.70], 1.0)])
 def test_the_anchor_shrinks_after_an_epoch_behind_pace(history, factor):
     m = get_method("dist_match_noretain")  # alone_anchor_decay 0.7, stop_tol 0.01
-    m.relative_anchor, m.history, m.epochs_run, m.anchor_factor = True, history, 2, 1.0
+    m.mode, m.relative_anchor, m.history, m.epochs_run, m.anchor_factor = "subset", True, history, 2, 1.0
     m.epoch_count, m.batch_share = (lambda: 20), (lambda: 1.0)
     # pace: (|0.80 - 0.5| - 0.01) / (18 left + 1) = 0.0153 per epoch; 0.01 is behind, 0.10 is not
     m.pace_anchor()
@@ -114,7 +139,7 @@ def test_the_anchor_shrinks_after_an_epoch_behind_pace(history, factor):
 
 def test_the_anchor_paces_a_small_forget_set_by_nominal_epochs():
     m = get_method("dist_match_noretain")
-    m.relative_anchor, m.history, m.anchor_factor = True, [0.80, 0.79, 0.78, 0.77, 0.70], 1.0
+    m.mode, m.relative_anchor, m.history, m.anchor_factor = "subset", True, [0.80, 0.79, 0.78, 0.77, 0.70], 1.0
     m.epoch_count, m.batch_share = (lambda: 80), (lambda: 0.25)  # 16 of 64: a nominal epoch is 4 one-step epochs
     m.epochs_run = 3
     m.pace_anchor()  # not at a nominal epoch's end: unchanged

@@ -5,14 +5,17 @@ it reads ``self.params``, ``self.task``, ``self.mode``, ``self.original``, ``sel
 
 * The anchor: the original model's own outputs on unseen data held fixed. With retain data, and for
   corrections, KL(original || model) on the matching batch's third-party rows. Without retain data,
-  on a deletion in subset mode, the squared distance of centred logits to the original's, relative to
-  the original's mean squared centred-logit norm (scale-free): it holds confidence levels, which KL
-  lets slide when the original is sure. Its weight starts high and shrinks (``alone_anchor_decay``)
-  after every epoch whose progress falls behind the pace that would finish within the epoch cap (the
-  strongest anchor that still lets the match finish). In a stream of requests its reference is the
-  first model's outputs (dist_match_stream.py). In concept mode without retain data the anchor covers every unseen
-  sample except those of the forgotten labels that the forget set covers (``covered``): what the
-  forget set leaves of its labels keeps its outputs.
+  on a deletion, the squared distance of centred logits to the original's, relative to the
+  original's mean squared centred-logit norm (scale-free): it holds confidence levels, which KL lets
+  slide when the original is sure. In subset mode its weight starts high and shrinks
+  (``alone_anchor_decay``) after every epoch whose progress falls behind the pace that would finish
+  within the epoch cap (the strongest anchor that still lets the match finish); in a stream of
+  requests its reference is the first model's outputs (dist_match_stream.py). In concept mode
+  (weight ``concept_alone_anchor_weight``) it covers every unseen sample except those of the
+  forgotten labels that the forget set covers (``covered``): what the forget set leaves of its labels
+  keeps its outputs. A forget set that covers its label's unseen samples nearly as often as a uniform
+  draw of the label would (``whole_label_coverage``) is the whole label: none of its unseen samples is
+  anchored, nor its logit anywhere (Retrain never learnt the label).
 * The retain term: cross-entropy on retain (+ corrected) batches.
 * The repair, with retain data, in subset mode, on forget sets of at least one batch: after the
   match, retain samples whose score fell more than ``repair_tol`` below min(their original score,
@@ -40,13 +43,16 @@ class Retention:
     def prepare_anchor(self, task) -> None:
         """The anchor's data (``anchor_set``: the matching batch's own third-party rows when it is
         ``target_set``), the original's logits on it, and the anchor kind."""
-        self.relative_anchor = task.retain is None and task.corrected is None and self.mode == "subset"
-        self.anchor_set = self.target_set
+        self.relative_anchor = task.retain is None and task.corrected is None
+        self.anchor_set, self.whole_labels = self.target_set, []
         if task.retain is None and self.mode == "concept":
-            tp, keep = task.third_party, torch.ones(len(task.third_party), dtype=torch.bool, device=task.forget.x.device)
+            tp = task.third_party
+            keep = torch.ones(len(tp), dtype=torch.bool, device=tp.x.device)
             for label in torch.unique(task.forget.y).tolist():
                 rows = torch.nonzero(tp.y == label).squeeze(1)
-                keep[rows[covered(tp.x[rows], task.forget.x[task.forget.y == label])]] = False
+                whole, hit = self.whole_label_test(tp.x[rows], task.forget.x[task.forget.y == label])
+                keep[rows if whole else rows[hit]] = False
+                self.whole_labels += [label] if whole else []
             self.anchor_set = tp.subset(torch.nonzero(keep).squeeze(1).cpu())
         with torch.no_grad():
             self.anchor_logits = torch.cat([self.original(x) for x, _ in self.anchor_set.batches(512)])
@@ -54,12 +60,31 @@ class Retention:
             self.anchor_logits = first_model_logits(self.anchor_set.x, self.anchor_logits, self.state,
                                                     self.params.carry_forgotten)
         self.anchor_log_probs = F.log_softmax(self.anchor_logits, 1)
-        self.anchor_scale = float(centred_logits(self.anchor_logits).pow(2).sum(1).mean().clamp_min(1e-12))
+        # the scale-free anchor holds the logits of the labels that stay: a removed whole label is meant
+        # to change everywhere (Retrain never learnt it)
+        columns = torch.arange(self.anchor_logits.shape[1], device=self.anchor_logits.device)
+        removed = torch.tensor(self.whole_labels, dtype=torch.long, device=columns.device)
+        columns = columns[~torch.isin(columns, removed)]
+        self.anchor_columns = columns
+        kept = self.anchor_logits[:, columns]
+        self.anchor_scale = float(centred_logits(kept).pow(2).sum(1).mean().clamp_min(1e-12))
         self.anchor_factor = 1.0  # the relative anchor's weight multiplier (shrunk when behind pace)
+
+    def whole_label_test(self, unseen: torch.Tensor, forget: torch.Tensor) -> tuple[bool, torch.Tensor]:
+        """(whether the forget set is the whole label, which unseen samples of the label it covers): whole
+        when it covers them at least ``whole_label_coverage`` times as often as a uniform draw of the
+        label would (n_f / (n_f + n_t - 1)). A whole label's unseen samples all go unanchored, else the
+        covered ones."""
+        hit = covered(unseen, forget)
+        n_f, n_t = len(forget), len(unseen)
+        uniform = n_f / max(1, n_f + n_t - 1)
+        return bool(n_t) and float(hit.float().mean()) >= self.params.whole_label_coverage * uniform, hit
 
     def anchor_term(self, logits: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
         if self.relative_anchor:
-            return self.anchor_factor * relative_logit_distance(logits, self.anchor_logits[rows], self.anchor_scale)
+            cols = self.anchor_columns
+            return self.anchor_factor * relative_logit_distance(logits[:, cols], self.anchor_logits[rows][:, cols],
+                                                                self.anchor_scale)
         return F.kl_div(F.log_softmax(logits, 1), self.anchor_log_probs[rows], log_target=True, reduction="batchmean")
 
     def pace_anchor(self) -> None:
@@ -67,7 +92,7 @@ class Retention:
         seen: several one-step epochs for a forget set smaller than a batch) reduced |AUC - 1/2| by less
         than its share of what is left to remove within the epoch cap."""
         stride = max(1, round(1 / self.batch_share()))
-        if not self.relative_anchor or len(self.history) <= stride or self.epochs_run % stride:
+        if not self.relative_anchor or self.mode != "subset" or len(self.history) <= stride or self.epochs_run % stride:
             return
         before, after = abs(self.history[-1 - stride] - 0.5), abs(self.history[-1] - 0.5)
         left = self.epoch_count() - self.epochs_run
@@ -85,7 +110,7 @@ class Retention:
                 return p.correction_anchor_weight, p.alone_anchor_batch, p.alone_corrected_weight, p.batch_size
             if self.mode == "subset":
                 return p.alone_anchor_weight, p.alone_anchor_batch, 0.0, 0
-            return p.anchor_weight, None, 0.0, 0
+            return p.concept_alone_anchor_weight, None, 0.0, 0
         if self.mode == "concept":
             return p.anchor_weight, None, p.concept_retain_weight, p.concept_retain_batch
         return p.anchor_weight, None, p.retain_weight, p.retain_batch
