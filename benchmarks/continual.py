@@ -21,7 +21,7 @@ import argparse
 import json
 from pathlib import Path
 
-from unlearnkit.bench.report import summarize
+from unlearnkit.bench.reports import summarize
 
 REFERENCES = ("original", "retrain")
 
@@ -29,7 +29,7 @@ REFERENCES = ("original", "retrain")
 def load_rows(stores: list[str], results: list[str]) -> list[dict]:
     rows: list[dict] = []
     for path in stores:
-        from unlearnkit.bench.store import ResultStore
+        from unlearnkit.bench.grid import ResultStore
 
         with ResultStore(path, readonly=True) as store:
             rows += store.result_rows()
@@ -102,7 +102,7 @@ def plot(rows: list[dict], path: Path, title: str) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from unlearnkit.bench.plots import method_styles
+    from unlearnkit.bench.reports.plots import method_styles
 
     methods, requests, by = curves(rows)
     styles = method_styles(methods)

@@ -29,10 +29,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from unlearnkit.bench.cache import ModelCache
-from unlearnkit.bench.experiment import Experiment, ExperimentConfig
-from unlearnkit.bench.report import summarize
-from unlearnkit.bench.runtime import runtime_record
+from unlearnkit.bench.pipeline import ModelCache
+from unlearnkit.bench.pipeline import Experiment, ExperimentConfig
+from unlearnkit.bench.reports import summarize
+from unlearnkit.bench.pipeline.runtime import runtime_record
 from unlearnkit.evaluation import CORE_METRICS
 from unlearnkit.methods import get_method
 from unlearnkit.methods.blocks.selection import last_layer_mask, mask_fraction, select_params, selection_data

@@ -14,8 +14,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from unlearnkit.bench.report import summarize
-from unlearnkit.bench.store import ResultStore
+from unlearnkit.bench.reports import summarize
+from unlearnkit.bench.grid import ResultStore
 
 
 def load_summary(store_path: Path) -> list[dict]:

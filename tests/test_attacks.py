@@ -201,8 +201,8 @@ def test_ulira_retrain_vs_retrain_is_chance_and_exposed_is_caught():
 # -- the audit end to end (tiny) ------------------------------------------------------------------
 def test_audit_end_to_end_on_synthetic(tmp_path):
     from unlearnkit.bench.audit import AuditConfig, run_audit
-    from unlearnkit.bench.cache import ModelCache
-    from unlearnkit.bench.experiment import ExperimentConfig
+    from unlearnkit.bench.pipeline import ModelCache
+    from unlearnkit.bench.pipeline import ExperimentConfig
 
     exp = ExperimentConfig(dataset="synthetic", model="mlp", scenario="random", methods=["original", "retrain", "ga"],
                            seeds=[0], dataset_options={"n_samples": 240}, scenario_options={"forget_size": 0.1},
@@ -229,7 +229,7 @@ def test_audit_end_to_end_on_synthetic(tmp_path):
 
 def test_audit_config_errors():
     from unlearnkit.bench.audit import AuditConfig
-    from unlearnkit.bench.experiment import ExperimentConfig
+    from unlearnkit.bench.pipeline import ExperimentConfig
 
     with pytest.raises(UnlearnkitError, match="even"):
         AuditConfig(ExperimentConfig(seeds=[0]), shadow_models=5).validate()

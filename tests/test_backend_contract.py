@@ -6,10 +6,11 @@ from __future__ import annotations
 
 import pytest
 
-from unlearnkit.bench.cache import ModelCache
-from unlearnkit.bench.runner import BACKENDS, run_bench
-from unlearnkit.bench.spec import parse_spec
-from unlearnkit.bench.store import ResultStore
+from unlearnkit.bench.pipeline import ModelCache
+from unlearnkit.bench.grid import run_bench
+from unlearnkit.bench.pipeline import BACKENDS
+from unlearnkit.bench.grid import parse_spec
+from unlearnkit.bench.grid import ResultStore
 
 SPEC = {
     "name": "contract",

@@ -144,7 +144,7 @@ def _fill(argv: list[str], tmp: Path) -> list[str]:
 
 
 def _world(tmp: Path) -> None:
-    from unlearnkit.bench.store import ResultStore
+    from unlearnkit.bench.grid import ResultStore
 
     for name, text in FILES.items():
         (tmp / name).write_text(text)
@@ -223,8 +223,8 @@ def _damaged_checkpoint(tmp: Path) -> Path:
 def _api(name: str, tmp: Path):
     """Call the public API the bad way named by the case."""
     import unlearnkit as uk
-    from unlearnkit.bench.experiment import ExperimentConfig, run_experiment
-    from unlearnkit.bench.store import ResultStore
+    from unlearnkit.bench.pipeline import ExperimentConfig, run_experiment
+    from unlearnkit.bench.grid import ResultStore
 
     model, x, y = _model_and_data()
     calls = {

@@ -20,11 +20,11 @@ import pytest
 import yaml
 from conftest import missing_component
 
-from unlearnkit.bench.cache import ModelCache
-from unlearnkit.bench.leaderboard import write_report
-from unlearnkit.bench.runner import run_bench
-from unlearnkit.bench.spec import load_spec, parse_spec
-from unlearnkit.bench.store import ResultStore
+from unlearnkit.bench.pipeline import ModelCache
+from unlearnkit.bench.reports import write_report
+from unlearnkit.bench.grid import run_bench
+from unlearnkit.bench.grid import load_spec, parse_spec
+from unlearnkit.bench.grid import ResultStore
 from unlearnkit.cli import main as cli
 from unlearnkit.errors import UnknownNameError, UnlearnkitError
 
@@ -224,7 +224,7 @@ def test_sigkill_mid_grid_then_resume_equals_uninterrupted_run(tmp_path):
 
 # -- tuning -----------------------------------------------------------------------------------------
 def test_tune_stores_values_and_bench_reuses_them(tmp_path):
-    from unlearnkit.bench.tune import load_spec_with_tuning
+    from unlearnkit.bench.grid import load_spec_with_tuning
 
     data = {**TINY, "scenarios": [{"name": "class", "options": {"forget_class": 1}}], "seeds": [0],
             "methods": ["original", "retrain", "ga"], "search": {"ga": {"lr": {"low": 1e-4, "high": 1e-1, "log": True}}},

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from unlearnkit.bench.store import ResultStore
+from unlearnkit.bench.grid import ResultStore
 from unlearnkit.cli import main
 
 SPEC = {"name": "rel", "seeds": [0], "methods": ["original", "first_order", "ga"],

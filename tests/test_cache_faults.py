@@ -8,8 +8,8 @@ import logging
 import pytest
 import torch
 
-from unlearnkit.bench.cache import ModelCache
-from unlearnkit.bench.experiment import ExperimentConfig, run_experiment
+from unlearnkit.bench.pipeline import ModelCache
+from unlearnkit.bench.pipeline import ExperimentConfig, run_experiment
 from unlearnkit.errors import CheckpointError
 from unlearnkit.io import load_model, save_model
 
@@ -51,7 +51,7 @@ def test_damaged_cache_entries_are_detected_and_retrained(tmp_path, damage, capl
     assert len(entries) == 2  # the original and Retrain
     for victim, other in (entries, entries[::-1]):
         damage(victim, other)
-        with caplog.at_level(logging.WARNING, logger="unlearnkit.bench.cache"):
+        with caplog.at_level(logging.WARNING, logger="unlearnkit.bench.pipeline.cache"):
             again = run_experiment(ExperimentConfig(**CONFIG), tmp_path / f"b{victim.stem}", cache=cache,
                                    progress=False)
         assert _numbers(again) == _numbers(reference)
@@ -59,7 +59,7 @@ def test_damaged_cache_entries_are_detected_and_retrained(tmp_path, damage, capl
         assert any(str(victim) in rec.getMessage() for rec in caplog.records)
         caplog.clear()
     # after the retrain the entries are healthy again: a third run reads them without a warning
-    with caplog.at_level(logging.WARNING, logger="unlearnkit.bench.cache"):
+    with caplog.at_level(logging.WARNING, logger="unlearnkit.bench.pipeline.cache"):
         run_experiment(ExperimentConfig(**CONFIG), tmp_path / "c", cache=cache, progress=False)
     assert not caplog.records
 

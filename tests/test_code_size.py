@@ -47,3 +47,34 @@ def test_the_size_check_names_the_offender(tmp_path, monkeypatch):
         test_no_function_over_60_lines()
     with pytest.raises(AssertionError, match=r"src/big.py: \d+ lines"):
         test_no_source_file_over_350_lines()
+
+
+MAX_PACKAGE_MODULES = 12
+#: folders whose modules are entries of a registry (one file per method or scenario)
+REGISTRY_FOLDERS = {"methods", "scenarios"}
+
+
+def crowded_packages(package: Path) -> list[str]:
+    """Package folders (other than the registries) holding more than MAX_PACKAGE_MODULES modules,
+    ``__init__.py`` included."""
+    crowded = []
+    for folder in sorted({p.parent for p in package.rglob("*.py")}):
+        n = len(list(folder.glob("*.py")))
+        if n > MAX_PACKAGE_MODULES and folder.name not in REGISTRY_FOLDERS:
+            crowded.append(f"{folder.relative_to(package.parent)}: {n} modules")
+    return crowded
+
+
+def test_no_package_folder_is_crowded():
+    crowded = crowded_packages(ROOT / "src" / "unlearnkit")
+    assert not crowded, (f"package folders over {MAX_PACKAGE_MODULES} modules (split them by concern):\n  "
+                         + "\n  ".join(crowded))
+
+
+def test_the_crowding_check_names_the_folder(tmp_path):
+    for i in range(MAX_PACKAGE_MODULES + 1):
+        (tmp_path / "pkg" / "bench").mkdir(parents=True, exist_ok=True)
+        (tmp_path / "pkg" / "bench" / f"m{i}.py").write_text("")
+        (tmp_path / "pkg" / "methods").mkdir(exist_ok=True)
+        (tmp_path / "pkg" / "methods" / f"m{i}.py").write_text("")
+    assert crowded_packages(tmp_path / "pkg") == [f"pkg/bench: {MAX_PACKAGE_MODULES + 1} modules"]

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from unlearnkit.bench.cache import ModelCache
-from unlearnkit.bench.experiment import ExperimentConfig, run_experiment
+from unlearnkit.bench.pipeline import ModelCache
+from unlearnkit.bench.pipeline import ExperimentConfig, run_experiment
 from unlearnkit.data import load_dataset
 from unlearnkit.errors import DataError
 from unlearnkit.methods import RequestState, UnlearningMethod, get_method

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from unlearnkit.bench.experiment import ExperimentConfig, run_experiment
+from unlearnkit.bench.pipeline import ExperimentConfig, run_experiment
 from unlearnkit.data import load_dataset
 from unlearnkit.data.split import Split
 from unlearnkit.errors import DataError, HyperparameterError, MissingSplitError

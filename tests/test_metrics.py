@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from unlearnkit.bench.report import markdown_table, summarize
+from unlearnkit.bench.reports import markdown_table, summarize
 from unlearnkit.data import Split
 from unlearnkit.evaluation import accuracy, avg_gap, evaluate, js_divergence, mia_efficacy, signed_gaps
 from unlearnkit.evaluation.metrics import mean_std

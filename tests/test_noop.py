@@ -102,7 +102,7 @@ def test_no_method_silently_does_nothing_on_a_zero_loss_model(zero_loss, name):
 
 
 def test_pipeline_row_records_the_noop(tmp_path):
-    from unlearnkit.bench.experiment import ExperimentConfig, run_experiment
+    from unlearnkit.bench.pipeline import ExperimentConfig, run_experiment
 
     config = ExperimentConfig(dataset="synthetic", model="mlp", scenario="random", methods=["original", "ga"],
                               seeds=[0], method_params={"ga": {"lr": 1e-7, "epochs": 1}})

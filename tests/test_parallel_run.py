@@ -5,9 +5,9 @@ import json
 
 import pytest
 
-from unlearnkit.bench.cache import ModelCache
-from unlearnkit.bench.experiment import ExperimentConfig, run_experiment
-from unlearnkit.bench.runtime import cpu_budget
+from unlearnkit.bench.pipeline import ModelCache
+from unlearnkit.bench.pipeline import ExperimentConfig, run_experiment
+from unlearnkit.bench.pipeline.runtime import cpu_budget
 from unlearnkit.errors import NoOpWarning, UnlearnkitError
 
 pytestmark = pytest.mark.skipif(cpu_budget() < 2, reason="two worker processes need two cores")

@@ -86,8 +86,8 @@ def test_retrain_time_in_a_warm_cache_is_measured_in_this_run(tmp_path):
 def test_a_registered_metric_reaches_the_row_the_report_and_the_leaderboard(tmp_path, toy_random):
     """Adding a metric = one function + its registry entry: the row builders compute it, the run's
     report and the leaderboard show it under its label, and evaluate() returns it."""
-    from unlearnkit.bench.experiment import ExperimentConfig, run_experiment
-    from unlearnkit.bench.leaderboard import markdown_leaderboard, summaries
+    from unlearnkit.bench.pipeline import ExperimentConfig, run_experiment
+    from unlearnkit.bench.reports import markdown_leaderboard, summaries
     from unlearnkit.evaluation import METRICS, accuracy, evaluate, register_metric
 
     @register_metric("forget_error", label="Forget error", unit="%", better="closest")
@@ -129,7 +129,7 @@ def test_metric_registry_rejects_duplicates_and_bad_directions():
 def test_flag_values_are_typed_once_before_training_and_keys_hash_typed_values(tmp_path):
     """``--set ga.lr=0.1`` is the float 0.1 in the config, in results.json and in the cell key (the
     same cell as 0.1 from YAML); scenario options and recipe overrides are typed the same way."""
-    from unlearnkit.bench.experiment import ExperimentConfig, cell_key
+    from unlearnkit.bench.pipeline import ExperimentConfig, cell_key
 
     parser = build_parser()
     args = parser.parse_args(["run", *FAST, "--methods", "retrain,ga", "--seeds", "0", "--set", "ga.lr=0.1",
@@ -172,8 +172,8 @@ def test_cache_and_cell_keys_carry_the_runtime_that_changes_weights(tmp_path):
     the model-cache key and the cell key, and the thread count is set by the one policy."""
     import torch
 
-    from unlearnkit.bench.experiment import Experiment, ExperimentConfig, cell_key
-    from unlearnkit.bench.runtime import runtime_key
+    from unlearnkit.bench.pipeline import Experiment, ExperimentConfig, cell_key
+    from unlearnkit.bench.pipeline.runtime import runtime_key
 
     def config(threads):
         return ExperimentConfig(dataset="synthetic", model="mlp", scenario="random", methods=["ft"], seeds=[0],
@@ -191,7 +191,7 @@ def test_cache_and_cell_keys_carry_the_runtime_that_changes_weights(tmp_path):
 
 
 def test_workers_times_threads_may_not_exceed_the_cores():
-    from unlearnkit.bench.runtime import cpu_budget, plan_workers
+    from unlearnkit.bench.pipeline.runtime import cpu_budget, plan_workers
     from unlearnkit.errors import UnlearnkitError
 
     cores = cpu_budget()

@@ -12,12 +12,13 @@ from conftest import state_equal
 from torch import nn
 
 import unlearnkit
-from unlearnkit.bench.receipt_audit import audit_request
+from unlearnkit.ledger.audit import audit_request
 from unlearnkit.data import Split
 from unlearnkit.errors import DataError
 from unlearnkit.methods import get_method
-from unlearnkit.receipt import (forget_change, indices_sha256, match_weights, samples_sha256,
-                                unlearn_with_receipt, weights_sha256)
+from unlearnkit.ledger.hashes import indices_sha256, match_weights, samples_sha256, weights_sha256
+from unlearnkit.ledger.receipt import (forget_change,
+                                      unlearn_with_receipt)
 from unlearnkit.task import UnlearningTask
 from unlearnkit.training import TrainRecipe, train_model
 from unlearnkit.utils import seeded

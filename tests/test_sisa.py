@@ -84,8 +84,8 @@ def test_sisa_rejects_bad_settings_and_tiny_data(toy_random):
 
 
 def test_pipeline_trains_caches_and_unlearns_the_ensemble(tmp_path):
-    from unlearnkit.bench.cache import ModelCache
-    from unlearnkit.bench.experiment import Experiment, ExperimentConfig
+    from unlearnkit.bench.pipeline import ModelCache
+    from unlearnkit.bench.pipeline import Experiment, ExperimentConfig
     from unlearnkit.methods import get_method as method_named
 
     config = ExperimentConfig(dataset="synthetic", model="mlp", scenario="random", methods=["original", "sisa"],

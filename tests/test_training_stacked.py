@@ -145,8 +145,8 @@ def test_methods_that_are_not_plain_training_have_no_training_run():
 
 def test_audit_stacked_and_serial_agree(tmp_path):
     from unlearnkit.bench.audit import AuditConfig, run_audit
-    from unlearnkit.bench.cache import ModelCache
-    from unlearnkit.bench.experiment import ExperimentConfig
+    from unlearnkit.bench.pipeline import ModelCache
+    from unlearnkit.bench.pipeline import ExperimentConfig
 
     exp = ExperimentConfig(dataset="synthetic", model="mlp", scenario="random",
                            methods=["original", "retrain", "ft", "rl", "ga"], seeds=[0],

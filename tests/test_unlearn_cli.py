@@ -13,7 +13,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from unlearnkit.cli import main
-from unlearnkit.receipt import samples_sha256, weights_sha256
+from unlearnkit.ledger.hashes import samples_sha256, weights_sha256
 from unlearnkit.data import Split
 from unlearnkit.training import TrainRecipe, train_model
 
@@ -228,3 +228,18 @@ def test_existing_output_is_never_overwritten_and_verify_rejects_non_receipts(us
     (out / "r.json").write_text("not json")
     assert main(["verify", str(out / "r.json"), "--weights", weights]) == 2
     assert "is not JSON" in capsys.readouterr().err
+
+
+def test_unlearn_writes_its_comparison_page_unless_told_not_to(user, capsys):
+    from unlearnkit.bench.reports.compare import load_comparison
+
+    out = user["dir"] / "cmp"
+    assert main([*user["base"], "--method", "neggrad_plus", "--set", "epochs=3", "--out", str(out)]) == 0
+    assert f"comparison page: {out / 'compare.html'}" in capsys.readouterr().out
+    data = load_comparison(out, 0, ["neggrad_plus"])
+    assert data["methods"] == ["neggrad_plus"] and set(data["views"]) == {"original", "neggrad_plus"}
+    view = data["views"]["neggrad_plus"]
+    assert len(view["membership"]) == 10 and sum(map(sum, view["forget_matrix"])) == 10
+    plain = user["dir"] / "plain"
+    assert main([*user["base"], "--method", "neggrad_plus", "--set", "epochs=3", "--no-compare", "--out", str(plain)]) == 0
+    assert (plain / "receipt.json").exists() and not (plain / "compare.html").exists()

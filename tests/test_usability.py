@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from unlearnkit.bench.cache import ModelCache
-from unlearnkit.bench.report import markdown_table
-from unlearnkit.bench.runner import run_bench
-from unlearnkit.bench.spec import load_spec
-from unlearnkit.bench.store import ResultStore
+from unlearnkit.bench.pipeline import ModelCache
+from unlearnkit.bench.reports import markdown_table
+from unlearnkit.bench.grid import run_bench
+from unlearnkit.bench.grid import load_spec
+from unlearnkit.bench.grid import ResultStore
 from unlearnkit.cli import main as cli
 
 SPEC = {
@@ -61,7 +61,7 @@ def test_dry_run_reads_an_existing_store_without_changing_it(tmp_path, capsys):
 
 
 def test_method_styles_are_distinct_for_many_methods():
-    from unlearnkit.bench.plots import method_styles
+    from unlearnkit.bench.reports.plots import method_styles
 
     names = [f"m{i}" for i in range(45)]
     styles = method_styles(names)
@@ -75,7 +75,7 @@ def test_labels_of_coinciding_points_do_not_overlap():
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from unlearnkit.bench.plots import method_styles, scatter_methods
+    from unlearnkit.bench.reports.plots import method_styles, scatter_methods
 
     # ft sits exactly on original and ga next to neggrad_plus, as in the demo's plot
     points = [("original", 0.0, 99.4), ("ft", 0.0, 99.4), ("ga", 0.1, 99.3), ("neggrad_plus", 0.1, 99.3),
@@ -106,7 +106,7 @@ def test_demo_help_shows_a_single_percent_sign(capsys):
 
 
 def test_audit_report_reads_its_ceiling_and_resolution_from_the_numbers():
-    from unlearnkit.bench.audit_report import _ceiling_sentence, resolution_warning, separable_fq
+    from unlearnkit.bench.reports.audit import _ceiling_sentence, resolution_warning, separable_fq
 
     rows = [{"method": "retrain", "forgetting_quality": 0.303, "forgetting_quality_cp": 1.0},
             {"method": "ga", "forgetting_quality": 0.2, "forgetting_quality_cp": 1.0},
@@ -217,7 +217,7 @@ def test_run_help_shows_default_methods_and_each_scenario_option(capsys):
 
 
 def test_tuning_shows_a_progress_bar_per_method(tmp_path, capsys):
-    from unlearnkit.bench.tune import tune_spec
+    from unlearnkit.bench.grid import tune_spec
 
     data = {**SPEC, "seeds": [0], "scenarios": SPEC["scenarios"][:1], "methods": ["original", "retrain", "ga"],
             "method_params": {}, "search": {"ga": {"lr": {"low": 1e-3, "high": 1e-1, "log": True}}},
@@ -234,7 +234,7 @@ def test_a_cells_warnings_are_reported_with_the_cell_named(tmp_path, monkeypatch
     import logging
     import warnings
 
-    from unlearnkit.bench.experiment import Experiment
+    from unlearnkit.bench.pipeline import Experiment
 
     real = Experiment.run_cell
 

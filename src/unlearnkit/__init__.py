@@ -20,7 +20,8 @@ from .evaluation import evaluate
 from .io import load_model, save_model
 from .methods import METHODS, RequestState, get_method, list_methods, method_and_task
 from .models import MODELS, build_model
-from .receipt import UnlearningResult, unlearn_with_receipt, weights_sha256
+from .ledger import UnlearningResult, unlearn_with_receipt, weights_sha256
+from .ledger.receipt import check_needs
 from .scenarios import SCENARIOS, get_scenario
 from .task import UnlearningTask
 from .training import TrainRecipe, train_model
@@ -47,9 +48,12 @@ def unlearn(
     For sequential deletion requests pass the previous call's output as ``model`` and one
     ``RequestState`` as ``state`` to every call (methods that carry nothing across requests ignore it).
     A ``NoOpWarning`` says when the call left the forget set's predictions and loss unchanged.
+    Without ``retain`` (only the samples to forget, and perhaps ``third_party`` reference data the
+    model never trained on) a method that needs retain data is refused, naming the methods that run.
     """
     algorithm, task = method_and_task(model, method, hyperparameters, forget=forget, retain=retain, test=test,
                                       third_party=third_party)
+    check_needs(algorithm, task.available())
     return algorithm.unlearn(model, task, seed=seed, device=device, inplace=inplace, state=state)
 
 

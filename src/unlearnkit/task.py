@@ -8,7 +8,7 @@ from typing import Any, Optional
 import torch
 from torch import nn
 
-from .data.split import Split, as_split
+from .data.split import Split, as_model_dtype, as_split
 from .errors import DataError
 from .training import TrainRecipe
 from .utils import eval_mode
@@ -56,12 +56,15 @@ class UnlearningTask:
         **kwargs: Any,
     ) -> "UnlearningTask":
         """Build a task from user data (Datasets, DataLoaders or (x, y) pairs) and validate it:
-        the same input shape everywhere, labels inside the model's output range."""
+        the same input shape everywhere, labels inside the model's output range. Inputs of another
+        dtype (float64 as NumPy saves by default, float16, integers) are converted to the dtype of the
+        model's parameters; labels of any integer dtype become int64."""
         splits = {"forget": as_split(forget, "forget")}
         for name, value in (("retain", retain), ("test", test), ("third_party", third_party)):
             if value is not None:
                 splits[name] = as_split(value, name)
         if model is not None:
+            splits = {name: as_model_dtype(model, split, name) for name, split in splits.items()}
             num_classes = validate_against_model(model, splits, num_classes)
         return cls(num_classes=num_classes, **splits, **kwargs)
 

@@ -12,7 +12,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from .checks import nonfinite_parameters
-from .data.split import Split
+from .data.split import Split, as_model_dtype
 from .errors import HyperparameterError, NonFiniteError
 from .params import convert_fields
 
@@ -124,7 +124,7 @@ def train_model(
     """
     device = device or next(model.parameters()).device
     model.to(device).train()
-    data = data.to(device)
+    data = as_model_dtype(model, data, "training").to(device)  # float64 inputs (NumPy's default) and the like
     opt = make_optimizer(model.parameters(), recipe.optimizer, recipe.lr, recipe.momentum, recipe.weight_decay)
     gen = generator if generator is not None else torch.Generator().manual_seed(seed)
     has_batchnorm = any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())

@@ -4,7 +4,8 @@ defines ``register(subparsers)``; modules are discovered on start-up.
 ``main`` is the error boundary: an error caused by the input (``UnlearnkitError``, including every
 bad name, value, file or configuration, and file-system errors such as a read-only folder) ends the
 command with one line on stderr and exit status 2, never a traceback (``--verbose`` adds it), and an
-output folder the command created is removed again if nothing was written into it.
+output folder the command created is removed again if nothing was written into it. Warnings and log
+records print as one readable line each (``set_up_output``).
 """
 
 from __future__ import annotations
@@ -16,8 +17,9 @@ import os
 import pkgutil
 import shutil
 import sys
+import warnings
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Any, Optional, Sequence, TextIO
 
 from .._version import __version__
 from ..errors import UnlearnkitError
@@ -37,6 +39,60 @@ class OneLineParser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
 
 
+# -- how the command line prints logs and warnings --------------------------------------------------
+# A warning reaches the terminal as ``unlearnkit: warning: seed 1 ft: ft left the forget set unchanged
+# ... Try: ...``, never with Python's source path and line of code; log records of WARNING and above
+# print the same way, INFO and DEBUG as ``LEVEL logger: message``. Lines go through ``tqdm.write``, so
+# they land above a running progress bar. Only the command line changes this: the Python API raises
+# real ``warnings``.
+def one_line(text: Any) -> str:
+    """``text`` with its line breaks and runs of spaces folded into single spaces."""
+    return " ".join(str(text).split())
+
+
+def _write(line: str, file: Optional[TextIO] = None) -> None:
+    from tqdm import tqdm
+
+    tqdm.write(line, file=file or sys.stderr)
+
+
+def show_warning(message: Any, category: type, filename: str, lineno: int, file: Optional[TextIO] = None,
+                 line: Optional[str] = None) -> None:
+    """``warnings.showwarning`` of the command line: one line, no source path, no code line."""
+    _write(f"unlearnkit: warning: {one_line(message)}", file)
+
+
+class OneLineFormatter(logging.Formatter):
+    """WARNING and above as ``unlearnkit: warning: message``; the rest as ``LEVEL logger: message``."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        message = one_line(record.getMessage())
+        if record.levelno >= logging.WARNING:
+            return f"unlearnkit: {record.levelname.lower()}: {message}"
+        text = f"{record.levelname} {record.name}: {message}"
+        if record.exc_info:  # --verbose tracebacks keep their lines
+            text += "\n" + self.formatException(record.exc_info)
+        return text
+
+
+class ProgressSafeHandler(logging.Handler):
+    """Writes each record with ``tqdm.write`` on stderr."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            _write(self.format(record))
+        except Exception:  # noqa: BLE001 - logging's own contract: report, never raise
+            self.handleError(record)
+
+
+def set_up_output(level: int) -> None:
+    """Logging at ``level`` and warnings, both in one-line form, for a command-line run."""
+    handler = ProgressSafeHandler()
+    handler.setFormatter(OneLineFormatter())
+    logging.basicConfig(level=level, handlers=[handler])
+    warnings.showwarning = show_warning
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = OneLineParser(
         prog="unlearnkit",
@@ -52,11 +108,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
+    previous = warnings.showwarning  # the one-line form is the command line's, not the caller's
     try:
         return _main(argv)
     except BrokenPipeError:  # `unlearnkit methods | head`: the reader left, so stop quietly
         _discard_stdout()
         return EXIT_BROKEN_PIPE
+    finally:
+        warnings.showwarning = previous
 
 
 def _main(argv: Optional[Sequence[str]]) -> int:
@@ -68,7 +127,7 @@ def _main(argv: Optional[Sequence[str]]) -> int:
     level = logging.WARNING if getattr(args, "quiet", False) else logging.INFO
     if getattr(args, "verbose", False):
         level = logging.DEBUG
-    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    set_up_output(level)
     created = [p for p in (_first_missing(getattr(args, a, None)) for a in OUTPUT_ARGS) if p is not None]
     try:
         return int(args.func(args) or 0)

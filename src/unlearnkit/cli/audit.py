@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 
 from ..bench.audit import AuditConfig, run_audit
-from ..bench.audit_report import audit_table
+from ..bench.reports import audit_table
 from .common import add_common_args, add_experiment_args, cache_from_args, check_out_folder, config_from_args
 
 

@@ -7,9 +7,8 @@ import sys
 import time
 from pathlib import Path
 
-from ..bench.runner import BACKENDS, default_workers, run_bench
-from ..bench.store import ResultStore
-from ..bench.tune import load_spec_with_tuning
+from ..bench.grid import ResultStore, default_workers, load_spec, load_spec_with_tuning, run_bench
+from ..bench.pipeline import BACKENDS
 from ..errors import UnlearnkitError
 from .common import cache_from_args
 
@@ -92,8 +91,6 @@ def restrict(spec, args: argparse.Namespace):
 
 
 def main(args: argparse.Namespace) -> int:
-    from ..bench.spec import load_spec
-
     start = time.perf_counter()
     spec = restrict(load_spec(args.spec), args)  # validates names and values before anything runs
     spec.check_data()  # and what depends on the data, before the store is created
@@ -114,7 +111,7 @@ def main(args: argparse.Namespace) -> int:
                             backend=args.backend, ray_address=args.ray_address, retry_failed=args.retry_failed,
                             progress=not args.quiet)
         if args.report:
-            from ..bench.leaderboard import write_report
+            from ..bench.reports import write_report
 
             keys = [c.key for c in spec.cells()]
             paths = write_report(store.result_rows(keys), store.runs(keys), args.report, title=f"unlearnkit bench: {spec.name}")
@@ -130,8 +127,6 @@ def main(args: argparse.Namespace) -> int:
 def dry_run(args: argparse.Namespace, spec) -> int:
     """What ``bench`` would do, per experiment, with a time estimate from the store's own timings;
     opens the store read-only (or not at all when it does not exist) and writes nothing."""
-    from ..bench.tune import load_spec_with_tuning
-
     path = store_path(args, spec.name)
     status: dict[str, str] = {}
     runs: list[dict] = []

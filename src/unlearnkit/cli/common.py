@@ -7,8 +7,7 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
-from ..bench.cache import ModelCache
-from ..bench.experiment import ExperimentConfig
+from ..bench.pipeline import ExperimentConfig, ModelCache
 from ..checks import check_field_types, read_yaml
 from ..errors import UnlearnkitError
 from ..scenarios import SCENARIOS

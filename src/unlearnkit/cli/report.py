@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..bench.leaderboard import write_report
-from ..bench.store import ResultStore
+from ..bench.reports import write_report
+from ..bench.grid import open_store
 from ..errors import UnlearnkitError
 from .common import check_out_folder
 
@@ -17,7 +17,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                                    "to Retrain, speedup, best per column in bold) to DIR/leaderboard.md and a "
                                    "self-contained DIR/index.html with plots (forget quality vs utility, time vs gap, "
                                    "per-method bars).")
-    p.add_argument("store", type=Path, help="SQLite results store")
+    p.add_argument("store", type=Path, help="SQLite results store, or its text dump (*.jsonl)")
     p.add_argument("--spec", type=Path, default=None, help="only the cells of this spec")
     p.add_argument("--out", type=Path, required=True, help="output folder")
     p.add_argument("--title", default=None)
@@ -29,9 +29,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 def main(args: argparse.Namespace) -> int:
     check_out_folder(args.out)
     keys, title = None, args.title or f"unlearnkit benchmark ({args.store.name})"
-    with ResultStore(args.store, readonly=True) as store:
+    with open_store(args.store) as store:
         if args.spec:
-            from ..bench.tune import load_spec_with_tuning
+            from ..bench.grid import load_spec_with_tuning
 
             spec = load_spec_with_tuning(args.spec, store, tune=False)
             keys = [c.key for c in spec.cells()]

@@ -9,7 +9,7 @@ import json
 import sys
 from pathlib import Path
 
-from ..bench.store import ResultStore
+from ..bench.grid import ResultStore, dump_store, open_store
 from ..errors import UnlearnkitError
 from ..evaluation.registry import METRICS
 from ..utils import atomic_write_text, to_jsonable
@@ -22,7 +22,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                        description="List the result rows of a store (one per done cell, or per request), optionally "
                                    "filtered, as a table, CSV, JSON or Markdown; --runs lists cells with their "
                                    "status, hashes, code version and timings; --summary gives the leaderboard.")
-    p.add_argument("store", type=Path, help="SQLite results store (e.g. bench-results/quick.sqlite)")
+    p.add_argument("store", type=Path, help="SQLite results store (e.g. bench-results/quick.sqlite), or its text dump "
+                                            "(*.jsonl)")
     p.add_argument("--spec", type=Path, default=None, help="only the cells of this spec")
     p.add_argument("--format", "-f", choices=("table", "csv", "json", "markdown"), default="table")
     p.add_argument("--out", "-o", type=Path, default=None, help="write to a file instead of stdout")
@@ -37,6 +38,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "or as fractions in [0, 1] (default for csv/json); the column header says which")
     p.add_argument("--runs", action="store_true", help="one line per cell: status, hashes, version, timings")
     p.add_argument("--summary", action="store_true", help="mean ± std per method and scenario (leaderboard)")
+    p.add_argument("--dump", type=Path, default=None, metavar="FILE.jsonl",
+                   help="write the whole store as a lossless, deterministic text dump (JSON lines, sorted by cell) "
+                        "that `results` and `report` read like the store itself, then exit")
     p.add_argument("--quiet", "-q", action="store_true")
     p.set_defaults(func=main)
 
@@ -51,7 +55,7 @@ def _rows(args, store: ResultStore):
                                   f"{', '.join(map(str, held)) or '(no results yet)'}")
     keys = None
     if args.spec:
-        from ..bench.tune import load_spec_with_tuning
+        from ..bench.grid import load_spec_with_tuning
 
         keys = [c.key for c in load_spec_with_tuning(args.spec, store, tune=False).cells()]
     return where, keys
@@ -60,10 +64,16 @@ def _rows(args, store: ResultStore):
 def main(args: argparse.Namespace) -> int:
     if args.out is not None and args.out.is_dir():
         raise UnlearnkitError(f"--out {args.out} is a folder; give a file name")
-    with ResultStore(args.store, readonly=True) as store:
+    if args.dump is not None:
+        if args.dump.suffix != ".jsonl" or args.dump.is_dir():
+            raise UnlearnkitError(f"--dump {args.dump}: give a file name ending in .jsonl")
+        cells = dump_store(args.store, args.dump)
+        print(f"{cells} cell(s) of {args.store} written to {args.dump}", file=sys.stderr)
+        return 0
+    with open_store(args.store) as store:
         where, keys = _rows(args, store)
         if args.summary:
-            from ..bench.leaderboard import markdown_leaderboard, summaries
+            from ..bench.reports import markdown_leaderboard, summaries
 
             rows = store.result_rows(keys, where)
             if args.format == "json":

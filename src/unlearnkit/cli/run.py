@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..bench.experiment import run_experiment
-from ..bench.report import markdown_table
+from ..bench.pipeline import run_experiment
+from ..bench.reports import markdown_table
 from .common import add_common_args, add_experiment_args, add_workers_arg, cache_from_args, config_from_args
 
 

@@ -7,8 +7,8 @@ import json
 import sys
 from pathlib import Path
 
-from ..bench.store import ResultStore
-from ..bench.tune import VALIDATION, tune_spec
+from ..bench.grid import ResultStore, load_spec, tune_spec
+from ..bench.grid.tune import VALIDATION
 from .bench import add_store_arg, store_path
 from .common import _csv, cache_from_args
 
@@ -33,7 +33,6 @@ def register(sub: argparse._SubParsersAction) -> None:
 def main(args: argparse.Namespace) -> int:
     import yaml
 
-    from ..bench.spec import load_spec
     from ..errors import UnlearnkitError
 
     spec = load_spec(args.spec)

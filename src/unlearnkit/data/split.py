@@ -95,8 +95,8 @@ def as_split(data: Any, name: str = "data") -> Split:
         split = data
     elif isinstance(data, (tuple, list)) and len(data) == 2 and not isinstance(data[0], (tuple, list)):
         x, y = data
-        split = Split(torch.as_tensor(np.asarray(x) if not isinstance(x, torch.Tensor) else x),
-                      torch.as_tensor(np.asarray(y) if not isinstance(y, torch.Tensor) else y))
+        split = Split(x if isinstance(x, torch.Tensor) else torch.as_tensor(native_array(x)),
+                      y if isinstance(y, torch.Tensor) else torch.as_tensor(native_array(y)))
     elif isinstance(data, DataLoader):
         split = _collect(data, name)
     elif isinstance(data, Dataset):
@@ -113,6 +113,30 @@ def as_split(data: Any, name: str = "data") -> Split:
                         f"{tuple(split.x.shape)} (for N examples of one feature use x.reshape(-1, 1))")
     check_finite_tensor(split.x, f"the {name} data (x)")
     return split
+
+
+def model_dtype(model: torch.nn.Module) -> Optional[torch.dtype]:
+    """The dtype of the model's first floating-point parameter (or buffer); None if it has none."""
+    for tensor in (*model.parameters(), *model.buffers()):
+        if tensor.is_floating_point():
+            return tensor.dtype
+    return None
+
+
+def as_model_dtype(model: torch.nn.Module, split: Split, name: str) -> Split:
+    """``split`` with its inputs in the model's parameter dtype (unchanged when they already are)."""
+    dtype = model_dtype(model) if isinstance(model, torch.nn.Module) else None  # a non-model is refused later
+    if dtype is None or split.x.dtype == dtype:
+        return split
+    x = split.x.to(dtype)
+    check_finite_tensor(x, f"the {name} data (x) converted to the model's {dtype}")
+    return Split(x, split.y, split.indices)
+
+
+def native_array(values: Any) -> np.ndarray:
+    """``values`` as a NumPy array in the machine's byte order (torch reads no other)."""
+    array = np.asarray(values)
+    return array if array.dtype.isnative else array.astype(array.dtype.newbyteorder("="))
 
 
 def _collect(loader: DataLoader, name: str) -> Split:

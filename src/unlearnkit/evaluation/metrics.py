@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 import math
-from typing import Iterable, Optional, Sequence
+from typing import Optional, Sequence
 
 import numpy as np
 import torch
@@ -98,24 +98,3 @@ def mean_std(values: Sequence[float]) -> tuple[float, float]:
     if arr.size == 0:
         return float("nan"), float("nan")
     return float(arr.mean()), float(arr.std(ddof=1)) if arr.size > 1 else 0.0
-
-
-def signed_gaps(method_means: dict, retrain_means: dict, metrics: Optional[Iterable[str]] = None) -> dict:
-    """metric - metric of Retrain for each metric present in both (means over seeds first);
-    ``metrics`` defaults to the registry's gap metrics."""
-    if metrics is None:
-        from .registry import METRICS
-
-        metrics = METRICS.gap_metrics()
-    out = {}
-    for m in metrics:
-        a, b = method_means.get(m), retrain_means.get(m)
-        if a is not None and b is not None and not (math.isnan(a) or math.isnan(b)):
-            out[m] = a - b
-    return out
-
-
-def avg_gap(method_means: dict, retrain_means: dict, metrics: Optional[Iterable[str]] = None) -> float:
-    """Mean absolute gap to Retrain over ``metrics`` (fractions; x100 for points)."""
-    gaps = signed_gaps(method_means, retrain_means, metrics)
-    return float(np.mean([abs(g) for g in gaps.values()])) if gaps else float("nan")

@@ -4,7 +4,8 @@ A metric registered with a function is computed by :func:`compute_metrics`, the 
 behind ``run``, ``demo``, ``bench``, ``tune``, ``audit`` and ``evaluate()``. A metric declared
 without one is produced elsewhere (a scenario's extras, the clock, the audit's attacks) and is
 registered so that every table, leaderboard, ``results`` listing and plot labels and ranks it the
-same way. The registration order is the display order.
+same way. The registration order is the display order. The gap to Retrain (``signed_gaps``,
+``avg_gap``) is taken over the registry's gap metrics.
 
 Adding a metric is one function and its decorator::
 
@@ -19,6 +20,7 @@ import math
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Iterator, Optional
 
+import numpy as np
 from torch import nn
 
 from ..errors import UnlearnkitError
@@ -213,3 +215,22 @@ CORE_METRICS = tuple(m.name for m in METRICS.computed() if m.gap)
 def gap_metrics_of(means: dict[str, Any]) -> list[str]:
     """The gap metrics present in a summary's means (the core four, plus ASR for backdoors)."""
     return [n for n in METRICS.gap_metrics() if n in means]
+
+
+def signed_gaps(method_means: dict, retrain_means: dict, metrics: Optional[Iterable[str]] = None) -> dict:
+    """metric - metric of Retrain for each metric present in both (means over seeds first);
+    ``metrics`` defaults to the registry's gap metrics."""
+    if metrics is None:
+        metrics = METRICS.gap_metrics()
+    out = {}
+    for m in metrics:
+        a, b = method_means.get(m), retrain_means.get(m)
+        if a is not None and b is not None and not (math.isnan(a) or math.isnan(b)):
+            out[m] = a - b
+    return out
+
+
+def avg_gap(method_means: dict, retrain_means: dict, metrics: Optional[Iterable[str]] = None) -> float:
+    """Mean absolute gap to Retrain over ``metrics`` (fractions; x100 for points)."""
+    gaps = signed_gaps(method_means, retrain_means, metrics)
+    return float(np.mean([abs(g) for g in gaps.values()])) if gaps else float("nan")

@@ -1,26 +1,24 @@
 """EU-k (exact unlearning of the last k layers): Goel, Prabhu, Sanyal, Lim, Torr and Kumaraguru,
-"Towards Adversarial Evaluations for Inexact Machine Unlearning", arXiv 2201.06640 (2022/2023)
+"Towards Adversarial Evaluations for Inexact Machine Unlearning", arXiv 2201.06640
 (https://arxiv.org/abs/2201.06640; code https://github.com/shash42/Evaluating-Inexact-Unlearning).
 
     freeze every layer but the last k;  re-initialise the last k;
     theta_{last k} <- argmin CE(f_theta(x_r), y_r) over D_retain (trained from that fresh start)
 
-If the lower layers learned nothing specific to the forget set, the result equals a model whose top
-was trained without it; what the lower layers memorised stays.
+A layer is a convolution or a linear module, counted from the output (``blocks/last_layers.py``);
+the re-initialised layers use their own ``reset_parameters`` (as ``retrain`` does).
 
-Defaults (see ``methods/blocks/last_layers.py`` for what counts as a layer):
-    k 1                the smallest value of the reference sweep k in {1, 3, 5, 7} (scripts/unlearn.sh)
-    epochs, lr, batch size, optimizer, momentum, weight decay, schedule: the original model's
-                       training recipe (reference: ``args_rf`` copies the original's arguments and
-                       ``--epochs-rf`` equals the original's epochs)
-
-Differences from the reference: layers are re-initialised with their own ``reset_parameters``
-(PyTorch's default initialisation, as Retrain uses) instead of Kaiming-normal weights and zero
-biases; frozen layers run in eval mode (frozen BatchNorm statistics stay fixed); the best epoch is
-not picked on a validation set.
+Defaults:
+    k 1                 the smallest value of the reference sweep k in {1, 3, 5, 7} (``scripts/unlearn.sh``)
+    epochs, lr, batch_size, optimizer, momentum, weight_decay None: the original model's recipe
+                        (the reference's ``args_rf`` copies the original's arguments), schedule too
+    select all, select_fraction 0.05    SAPS parameter selection, off: the method as published
+    retain_budget None  the whole retain set (our option: a random subset caps the cost)
 
     >>> euk = get_method("eu_k", k=2)
-    >>> unlearned = euk.unlearn(model, task)        # task needs forget and retain
+    >>> unlearned = euk.unlearn(model, task)          # task needs forget and retain
+
+Design notes: docs/methods/eu_k.md
 """
 
 from __future__ import annotations

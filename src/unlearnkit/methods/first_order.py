@@ -6,19 +6,20 @@ Warnecke, Pirch, Wressnegger and Rieck, "Machine Unlearning of Features and Labe
 
     theta <- theta* - tau * (grad L(Z~; theta*) - grad L(Z; theta*)),   L(Z) = sum_{z in Z} l(z)
 
-i.e. one gradient step on the corrected training loss L(D) - L(Z) + L(Z~), whose gradient at the
-learned theta* (where grad L(D) ~= 0) is exactly the difference above. No retain data is needed.
+one gradient step on the corrected training loss, taken at the learned weights in eval mode. No
+retain data is needed.
 
-Parameter selection (SAPS, Malekmohammadi et al., arXiv 2504.06398): ``select`` / ``select_fraction``
-restrict the update to the chosen entries (see ``methods/blocks/selection.py``; scores on Z and Z~ at
-theta*). Gradients are taken with the model in eval mode (batch-norm running statistics fixed, as at
-inference), so the update does not depend on batch composition.
+Defaults:
+    tau 1e-4            our tuning: the best tau was 5e-5 to 5e-4 across our label / feature settings
+                        and 1e-4 collapses none of them (the paper tunes tau per dataset); see the notes
+    batch_size 256      ours: memory and speed only, the result does not depend on it
+    select all, select_fraction 0.05    SAPS parameter selection (``methods/blocks/selection.py``),
+                        off: the update as published
 
-Defaults: tau = 1e-4. The paper tunes tau per dataset and so must we: the best tau (smallest avg gap
-to Retrain, all parameters, seed 0) was 5e-4 on digits/cnn ``label``, 5e-5 on digits/cnn ``feature``
-and 1e-4 on mnist1d/cnn1d ``label`` (benchmarks/saps.py tunes it per setting); 1e-4 is the middle
-value that does not collapse the model on any of them. tau multiplies a *sum* over the affected
-examples, so it scales inversely with their number.
+    >>> fo = get_method("first_order", tau=5e-4)
+    >>> unlearned = fo.unlearn(model, task)           # task needs forget and corrected
+
+Design notes: docs/methods/first_order.md
 """
 
 from __future__ import annotations

@@ -5,24 +5,24 @@ Forgetting in Deep Networks", CVPR 2020 (https://arxiv.org/abs/1911.04933).
     theta <- theta + sqrt(alpha * min(1 / (F_r + 1e-8), max_var)) * N(0, I)
 
 Weights the retain set does not constrain (small Fisher) get large noise, which destroys what only
-the forget set needed. The Fisher is exact per example (per-example gradients with ``torch.func``,
-eval mode), the expectation over y under the model's own prediction, as in the reference ``hessian``.
-
-``reference_tweaks`` (default on) reproduces the reference code's adjustments: the variance of a
-weight matrix is averaged per output row; the output layer's variance is clamped at 1e2 and, like
-one-dimensional parameters (biases, batch-norm), multiplied by 10. ``forget_class_reset`` (default
-on, reference class-forgetting code): when the task names a forgotten class (``class`` scenario),
-that class's output-layer row is set to 0 with variance 1e-4. The noise is drawn from a generator
-seeded by the method's seed.
+the forget set needed. The Fisher is exact per example (``torch.func``, eval mode); the noise comes
+from a generator seeded by the method's seed.
 
 Defaults:
-    alpha 1e-6, max_var 1e3: reference code (Golatkar et al.; SSD repository's ``fisher``). Kept:
-        on digits/cnn random 10% (seeds 0-2) alpha 1e-7 / 1e-6 / 1e-5 give avg gap 0.84 / 0.51 / 75.1
-        (1e-5 collapses the model).
-    max_samples 256: our choice for speed (the reference uses the whole retain set).
+    alpha 1e-6, max_var 1e3     the reference code (Golatkar et al.; the SSD repository's ``fisher``);
+                                kept after a sweep on digits/cnn (see the notes)
+    reference_tweaks True       the reference code's adjustments: variance averaged per output row,
+                                output layer clamped at 1e2, output layer and 1-D parameters x10
+    forget_class_reset True     the reference class-forgetting code: with a named forgotten class,
+                                its output row is set to 0 with variance 1e-4
+    max_samples 256             ours, for speed: retain examples the Fisher is computed on (reference:
+                                the whole retain set)
+    batch_size 64               ours: memory and speed only, the result does not depend on it
 
-    >>> fisher = get_method("fisher", alpha=1e-6)
+    >>> fisher = get_method("fisher", alpha=1e-7)
     >>> unlearned = fisher.unlearn(model, task)       # task needs forget and retain
+
+Design notes: docs/methods/fisher.md
 """
 
 from __future__ import annotations

@@ -1,4 +1,13 @@
-"""Original: the model before unlearning (a no-op), reported as a reference row."""
+"""Original: the model before unlearning, returned unchanged, as a reference row.
+
+No paper: the upper bound on what a model remembers of its forget set. Every table shows it next to
+``retrain`` (the lower bound), so a method's row reads against both ends. The template skips the
+no-op check for it (``changes_model = False``). No hyperparameters.
+
+    >>> same = get_method("original").unlearn(model, task)   # a copy, weights unchanged
+
+Design notes: docs/methods/original.md
+"""
 
 from __future__ import annotations
 

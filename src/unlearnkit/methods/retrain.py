@@ -1,8 +1,21 @@
-"""Retrain: train from scratch on the retain set only - the gold standard unlearning targets.
+"""Retrain: train from scratch on the retain set only, the gold standard unlearning is measured against.
 
-Re-initialises every layer of the given architecture (``reset_parameters``) and trains it with the
-original model's recipe (``task.recipe``, or the hyperparameters below when the task has none).
-For correction requests (``task.corrected`` set) it trains on retain + the corrected examples.
+No paper of its own: a model retrained without the forgotten data is what exact unlearning means,
+and every approximate method's row is read as its distance to this one.
+
+    theta <- reset_parameters();  theta <- train(theta, D_retain [+ D_corrected], recipe of the original)
+
+Every layer is re-initialised and trained with the original model's recipe (``task.recipe``); for
+a correction request (``task.corrected`` set) the corrected examples join the retain set.
+
+Defaults:
+    epochs None       the original model's recipe (``task.recipe``): Retrain repeats its training
+    lr 0.05           used only when the task carries no recipe: ``TrainRecipe``'s default
+    optimizer sgd     used only when the task carries no recipe: ``TrainRecipe``'s default
+
+    >>> gold = get_method("retrain").unlearn(model, task)   # task needs forget and retain
+
+Design notes: docs/methods/retrain.md
 """
 
 from __future__ import annotations

@@ -1,14 +1,24 @@
 """RL: random labels on the forget set, fine-tuning on forget + retain.
 
-Golatkar et al., CVPR 2020 baseline; used as in Fan et al., "SalUn", ICLR 2024
-(https://arxiv.org/abs/2310.12508).
+Baseline of Golatkar et al. (CVPR 2020), as run in Fan et al., "SalUn: Empowering Machine
+Unlearning via Gradient-based Weight Saliency in Both Image Classification and Generation",
+ICLR 2024 (https://arxiv.org/abs/2310.12508).
 
-    relabel each forget example with a uniformly random *wrong* class, then minimise
-    CE over D_forget(random labels) + D_retain
+    relabel each forget example once with a uniformly random *wrong* class (from the method's seed),
+    then minimise CE over D_forget(random labels) + D_retain, shuffled together
 
-Defaults: 10 epochs (SalUn reference, CIFAR-10 scripts); SGD lr 0.003,
-tuned on digits/cnn and mnist1d/mlp (the reference lr 0.01 over-unlearns our models), see
-BENCHMARKS.md#tuning-of-method-defaults. Random labels are drawn once, from the method's seed.
+Defaults:
+    epochs 10           SalUn reference scripts (CIFAR-10)
+    lr 0.003            our tuning (the reference 0.01 over-unlearns our models), see the notes
+    optimizer sgd, momentum 0.9, weight_decay 5e-4    Jia et al. / SalUn / RUM ``arg_parser.py``
+    batch_size 64       ours: the batch size of our original models' recipes (reference: 256)
+    select all, select_fraction 0.05    SAPS parameter selection, off: the method as published
+    retain_budget None  the whole retain set (our option: a random subset caps the cost)
+
+    >>> rl = get_method("rl", lr=0.01)                # the reference step size
+    >>> unlearned = rl.unlearn(model, task)           # task needs forget and retain
+
+Design notes: docs/methods/rl.md
 """
 
 from __future__ import annotations

@@ -5,35 +5,23 @@ Triantafillou, "What makes unlearning hard and what to do about it", NeurIPS 202
     s_i = memorisation proxy of forget example i;  split D_forget into 3 equal groups by s (low, mid, high);
     for g in (low, mid, high):  NegGrad+ on g:  L = alpha_g CE(retain batch) - (1 - alpha_g) CE(g batch)
 
-Forgetting examples with very different memorisation levels at once is hard (the paper's finding:
-highly memorised examples need different treatment); RUM refines the forget set into homogeneous
-groups and unlearns them in sequence, least memorised first, each with its own hyperparameters.
-This is the reference's proxy pipeline with NegGrad+ in every step (``main_rum_proxy.py``).
-
-Memorisation proxy: the input-loss curvature of Garg et al. (CVPR 2024), as in the reference's
-``memorization_proxy/loss_curvature.py``:
-
-    z = h * sign(grad_x CE(f(x), y)) / ||sign(.)||,   curv(x) = || grad_x [CE(f(x + z), y) - CE(f(x), y)] ||
-
-Differences from the reference: the reference averages the proxy over the original model's training
-epochs (it is logged during training); at unlearning time only the trained model exists, so the
-curvature is measured once, at the input weights (eval mode). Groups are the tertiles of the forget
-set's own scores (the reference draws 1000 examples per level from the whole training set). Every
-step uses the task's retain set (the reference's sequential mode counts the already-unlearned lower
-groups as retain data in later steps).
+The proxy is the input-loss curvature of Garg, Ravikumar and Roy (ICML 2024), measured once at the
+input weights, as in the reference's proxy pipeline (``main_rum_proxy.py``) with NegGrad+ in every
+step.
 
 Defaults:
-    alpha 0.9, lr 0.03, epochs 5 for every group   our ``neggrad_plus`` defaults (tuned, see its
-        docstring). The reference's per-group values (alpha 0.99 / 0.97 / 0.97, lr 0.01 / 0.01 / 0.001,
-        epochs 5 / 5 / 10, ``main_rum_proxy.py``) leave a memorising mnist1d/mlp unchanged (random 10%,
-        seed 0: avg gap 25.65 vs the Original's 25.68); see BENCHMARKS.md#rum-and-scar. Set the
-        ``*_low`` / ``*_mid`` / ``*_high`` fields to run the reference values.
-    SGD, momentum 0.9, weight decay 5e-4          NegGrad+ defaults (reference ``main_forget.py`` uses the same)
-    batch_size 256                                the reference command (``--batch_size 256``)
-    h 0.01                                        curvature step (``--h`` default, reference ``arg_parser.py``)
+    alpha_low / alpha_mid / alpha_high 0.9, lr_low / lr_mid / lr_high 0.03,
+    epochs_low / epochs_mid / epochs_high 5     our ``neggrad_plus`` defaults (tuned) for every group;
+        the reference's per-group values (alpha 0.99 / 0.97 / 0.97, lr 0.01 / 0.01 / 0.001, epochs
+        5 / 5 / 10) leave a memorising model unchanged, see the notes
+    batch_size 256      the reference command (``--batch_size 256``)
+    h 0.01              curvature step (``--h`` default of the reference ``arg_parser.py``)
+    SGD, momentum 0.9 and weight decay 5e-4 inside each step: the ``neggrad_plus`` defaults
 
     >>> rum = get_method("rum")
     >>> unlearned = rum.unlearn(model, task)        # task needs forget and retain
+
+Design notes: docs/methods/rum.md
 """
 
 from __future__ import annotations

@@ -4,29 +4,24 @@ Weight Saliency in Both Image Classification and Generation", ICLR 2024 (https:/
     m = 1[ |sum_b grad_theta CE(f_theta(x_f^b), y_f^b)| in the global top ``fraction`` of all weights ]
     theta <- theta - lr * m * grad CE over D_forget(random labels) + D_retain
 
-The saliency is accumulated over the forget batches and the absolute value is taken *after*
-accumulation (reference ``generate_mask.py``); the threshold is global over every parameter entry.
-Updates go through ``IterativeMethod.set_update_mask``: masked-out entries keep their exact values
-(no weight decay or momentum leaks into them).
-
-Two orders (``order``):
-    mixed (default)      forget examples relabelled once with a uniformly random *wrong* class, then
-                         shuffled together with the retain set (our ``rl`` loop). This is the
-                         reference's CIFAR-100 / TinyImageNet path except that the reference draws the
-                         label from all classes (~1/C of the forget set keeps its true label).
-    forget_then_retain   the reference's CIFAR-10 path (``Classification/unlearn/RL.py``): each epoch
-                         runs every forget batch, with labels drawn uniformly from all classes (the
-                         true one included) afresh for each batch, then every retain batch.
-The default is kept because the benchmark tables were measured with it.
+RL's training loop (``rl``) with every update restricted to the saliency mask: masked-out entries
+keep their exact values (``IterativeMethod.set_update_mask``).
 
 Defaults:
-    fraction 0.5      reference default (``--mask_path ...with_0.5.pt``; paper Fig. A2)
-    epochs 10         reference CIFAR-10 / ResNet-18
-    lr 0.001          tuned on digits/cnn (the reference 0.013 over-forgets random 10%), see
-                      BENCHMARKS.md#tuning-of-method-defaults
+    fraction 0.5        the reference default mask ratio (paper Fig. A2)
+    epochs 10           the reference scripts (CIFAR-10 / ResNet-18)
+    lr 0.001            our tuning on digits/cnn (the reference 0.013 over-forgets), see the notes
+    order mixed         ours: forget examples relabelled once with a wrong class, shuffled with retain;
+                        ``forget_then_retain`` is the reference CIFAR-10 loop (``unlearn/RL.py``)
+    optimizer sgd, momentum 0.9, weight_decay 5e-4    Jia et al. / SalUn / RUM ``arg_parser.py``
+    batch_size 64       ours: the batch size of our original models' recipes (reference: 256)
+    select all, select_fraction 0.05    SAPS parameter selection, off (intersected with the mask)
+    retain_budget None  the whole retain set (our option: a random subset caps the cost)
 
     >>> salun = get_method("salun", fraction=0.5)
     >>> unlearned = salun.unlearn(model, task)        # task needs forget and retain
+
+Design notes: docs/methods/salun.md
 """
 
 from __future__ import annotations

@@ -2,38 +2,27 @@
 Performance of Unlearned Models with Out-of-Distribution Images", ECCV 2024
 (https://arxiv.org/abs/2404.12922; code https://github.com/jbonato1/SCAR).
 
-    e = tukey(embedding of x) = sign(e) |e|^delta;   d_c(x) = (n(e) - n(mu_c))^T S_c^+ (n(e) - n(mu_c)),  n = L2-normalise
-    L = lambda_1 * mean_{x in forget batch} w_y d_{c*(x)}(x)  +  lambda_2 * KL(softmax(f_0(s)/T) || softmax(f(s)))
+    e = sign(z) |z|^delta  (z: the input of the last linear layer);  d_c(x) = Mahalanobis distance of e to class c
+    L = lambda_1 * mean_{forget batch} w_y d_{c*(x)}(x)  +  lambda_2 * KL(softmax(f_0(s) / T) || softmax(f(s)))
 
-``embedding`` is the input of the model's last linear layer; mu_c and S_c are the mean and the
-(twice shrunk, correlation-normalised) covariance of the class-c retain embeddings at the input
-weights; c*(x) is the nearest class to x other than its label, fixed at the start. The forget term
-pulls each forget embedding to the distribution of its nearest wrong class, a metric-learning
-objective that does not vanish when the forget loss is already zero (memorised examples), while the
-distillation term on surrogate inputs s keeps the outputs of the original f_0. Classes absent from
-the retain set (class forgetting) are no targets, and their teacher logits are set to the batch
-minimum with surrogate rows the teacher assigns to them dropped (reference class-removal mode). When
-the forget set spans the retain classes (random forgetting), w_y is the current forget accuracy of
-class y, or 0 once it is below ``class_stop`` (reference homogeneous-removal mode; the reference
-updates it after every step, we at the start of each epoch). Training stops once forget accuracy is
-below 1% after the second epoch (reference ``target_accuracy``).
+Each forget embedding is pulled to its nearest wrong class c*(x) (class statistics from the retain
+set), while distillation on surrogate inputs s keeps the original model f_0's outputs. Our
+surrogates are retain examples or noise (no out-of-distribution image set ships with unlearnkit).
 
-Differences from the reference: no out-of-distribution image set ships with unlearnkit, so the
-surrogate inputs are retain examples (default) or, with ``surrogate=noise``, standard-normal noise
-shaped like the data (the reference's own ``generate_random_noise.py`` surrogate); negative
-embedding entries get a signed power (the reference assumes post-ReLU features).
-
-Defaults (reference ``src/opts.py``, the homogeneous-removal i.e. random-forgetting setting; its
-class-removal command in ``command.sh`` uses lr 1e-3, 10 epochs, T 2, lambda_2 0.1):
-    Adam, weight decay 0, epochs 30, batch_size 1024, T 1, lambda_1 1, delta 0.5, gamma1 3, gamma2 3,
-    surrogate_steps 6 (``num_retain_samp`` 5: batches 0..5 per forget batch), class_stop 0.8 (the
-    CIFAR threshold ``th``): reference values.
-    lr 1e-3, lambda_2 1, surrogate retain: tuned on mnist1d/mlp random 10%, seed 0 (reference lr 5e-4
-    and lambda_2 5 with noise / retain surrogates, the class-removal command's values, and this
-    choice), see BENCHMARKS.md#rum-and-scar.
+Defaults (reference ``src/opts.py``, random-forgetting setting, unless marked ours):
+    optimizer adam, weight_decay 0, epochs 30, batch_size 1024, temperature 1, lambda_1 1,
+    delta 0.5, gamma1 3, gamma2 3 (covariance shrinkage), surrogate_steps 6 (``num_retain_samp`` 5),
+    class_stop 0.8 (the CIFAR threshold ``th``)       the reference values
+    lr 1e-3, lambda_2 1, surrogate retain     ours, tuned on mnist1d/mlp random 10% (reference lr 5e-4,
+                                              lambda_2 5, OOD images), see the notes
+    momentum 0.9        unused: the optimiser is Adam
+    select all, select_fraction 0.05    SAPS parameter selection, off: the method as published
+    retain_budget None  the whole retain set (our option: a random subset caps the cost)
 
     >>> scar = get_method("scar", surrogate="noise")
     >>> unlearned = scar.unlearn(model, task)        # task needs forget and retain (class statistics)
+
+Design notes: docs/methods/scar.md
 """
 
 from __future__ import annotations

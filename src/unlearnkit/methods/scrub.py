@@ -5,28 +5,25 @@ NeurIPS 2023 (https://arxiv.org/abs/2302.09880; code https://github.com/meghdadk
     max-steps (only while e < msteps), forget batches:  minimise  -KL_T(teacher || student)
     min-steps, retain batches:  minimise  gamma * CE(student, y) + alpha * KL_T(teacher || student)
 
-KL_T is the distillation KL at temperature T, times T^2, averaged over the batch. The max-steps run
-before the min-steps of the same epoch (reference ``train_distill(split="maximize")`` then
-``"minimize"``); after ``msteps`` epochs only min-steps remain, which repairs the retain performance.
-The optional "rewind" of the paper (early stopping on a validation forget error) is not implemented.
-The max-step starts where KL(teacher || student) and its gradient are 0; on a saturated model only
-the min-steps move the student. ``forget_loss=confidence`` makes the max-step descend
-max(0, log p_y - log(1 - p_y)) instead (``_forget_loss.py``); the default is the reference KL.
+KL_T is the distillation KL at temperature T, times T^2, averaged over the batch; the max-steps of
+an epoch run before its min-steps. The paper's "rewind" (early stopping) is not implemented.
 
-Defaults: the reference's small-scale setting (``small_scale_unlearning.ipynb``: Adam, lr 5e-4,
-weight decay 0.1, T 2, gamma 1, alpha 0.5, msteps 3, 10 epochs) except two choices that are the
-reference's *large-scale* values (``large_scale_unlearning.ipynb``):
-    batch_size 128 (retain) / forget_batch_size 32   (``sgda_batch_size`` / ``del_batch_size``); the
-        small-scale notebook uses retain batch 32 / forget batch 64 (``retain_bs`` / ``forget_bs``).
-    lr_decay_epochs none                             the small-scale notebook multiplies the lr by 0.1
-        after epochs 5, 8 and 9 (``lr_decay_epochs = [5,8,9]``, ``lr_decay_rate = 0.1``).
-The exact small-scale reference is ``--set scrub.batch_size=32 --set scrub.forget_batch_size=64
---set scrub.lr_decay_epochs=5,8,9``. The defaults were kept because they are what the benchmark
-tables measured (digits/cnn avg gap to Retrain 0.40 on random 10%, 0.16 on class 3; see
-BENCHMARKS.md#tuning-of-method-defaults).
+Defaults (the reference's small-scale notebook, ``small_scale_unlearning.ipynb``, unless marked):
+    optimizer adam, lr 5e-4, weight_decay 0.1, temperature 2, gamma 1, alpha 0.5, msteps 3, epochs 10
+    batch_size 128, forget_batch_size 32   the reference's large-scale values (``sgda_batch_size`` /
+                        ``del_batch_size``); the small-scale notebook uses 32 / 64
+    lr_decay_epochs ""  no decay; the small-scale notebook decays the lr x0.1 after epochs 5, 8, 9
+    forget_loss kl      the reference objective; ``confidence`` keeps a gradient on saturated models
+    momentum 0.9        unused: the optimiser is Adam
+    select all, select_fraction 0.05    SAPS parameter selection, off: the method as published
+    retain_budget None  the whole retain set (our option: a random subset caps the cost)
+The exact small-scale reference: ``--set scrub.batch_size=32 --set scrub.forget_batch_size=64
+--set scrub.lr_decay_epochs=5,8,9`` (why the defaults differ: see the notes).
 
     >>> scrub = get_method("scrub", msteps=3, epochs=10)
     >>> unlearned = scrub.unlearn(model, task)        # task needs forget and retain
+
+Design notes: docs/methods/scrub.md
 """
 
 from __future__ import annotations

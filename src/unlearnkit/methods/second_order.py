@@ -5,32 +5,25 @@ Warnecke, Pirch, Wressnegger and Rieck, "Machine Unlearning of Features and Labe
 
     theta <- theta* - H^-1 (grad L(Z~; theta*) - grad L(Z; theta*)),   L(Z) = sum_{z in Z} l(z)
 
-a Newton step on the corrected training loss; H is the Hessian of the summed loss over the corrected
-training set D~ = retain + Z~ at theta*, i.e. H = n * H_mean with n = |D~|. We solve
-(H_mean + damping * I) x = (grad L(Z~) - grad L(Z)) / n and set theta <- theta* - scale * x.
+a Newton step on the corrected training loss, H the Hessian of the summed loss over retain + Z~ (Z~
+alone without retain data). We solve (H_mean + damping I) x = (grad L(Z~) - grad L(Z)) / n by
+conjugate gradient with exact Hessian-vector products and set theta <- theta* - scale * x.
 
-H^-1 is applied in one of two ways (``solver``):
+Defaults:
+    damping 0.1         our tuning on digits/cnn ``label`` (other settings need 1 to 10; see the notes)
+    scale 1.0           the paper's update (a full Newton step)
+    solver cg           ours: applies H^-1 up to its tolerance; ``diag`` is a cheap Hutchinson diagonal
+    cg_iters 50         ours: CG usually stops earlier, on its residual or on negative curvature
+    hessian_samples 1024  ours: examples of retain + Z~ the Hessian is taken on (all of digits)
+    n_probes 16         ours: Rademacher probes of the ``diag`` solver
+    batch_size 256      ours: memory and speed only, the result does not depend on it
+    select all, select_fraction 0.05    SAPS parameter selection (``methods/blocks/selection.py``),
+                        off: the update as published
 
-* ``cg`` (default): conjugate gradient with exact Hessian-vector products (double back-propagation
-  on a seeded subsample of ``hessian_samples`` examples of D~; the graph is built once and reused),
-  at most ``cg_iters`` iterations, stopped at relative residual 1e-4 or at the first direction of
-  non-positive curvature (the damped Hessian of a network need not be positive definite). Warnecke
-  et al.'s reference code uses an iterative inverse-HVP (LiSSA-style); CG solves the same system and
-  converges in fewer HVPs on our models.
-* ``diag``: damped diagonal, x = g / (max(diag(H_mean), 0) + damping), diag(H_mean) estimated with
-  Hutchinson's estimator (``n_probes`` Rademacher probes). Cheap, much cruder.
+    >>> so = get_method("second_order", damping=1.0)
+    >>> unlearned = so.unlearn(model, task)           # task needs forget and corrected (+ retain)
 
-With a parameter selection S (``select``, SAPS, arXiv 2504.06398) the Newton step is taken in the
-subspace: (H_SS + damping I) x_S = g_S (the CG operator is v -> m * H (m * v)); other entries are
-untouched, and parameter tensors with no selected entry are left out of every gradient and HVP (a
-last-layer selection never back-propagates into the feature extractor, which makes it cheap). Without retain data the Hessian is taken on Z~ alone (n = |Z~|). Gradients and HVPs use
-eval mode (batch-norm running statistics fixed).
-
-Defaults: damping 0.1, scale 1 (the paper's update). The damping needs tuning per setting (the step
-leaves the quadratic regime when grad L(Z~) is large): best on digits/cnn ``label`` 0.1, on
-digits/cnn ``feature`` ~1, on mnist1d/cnn1d ``label`` 10 (benchmarks/saps.py tunes it). cg_iters 50
-and hessian_samples 1024 are our choices (1024 examples cover the digits training set; CG with
-damping >= 0.1 usually stops on its residual or on negative curvature well before 50 products).
+Design notes: docs/methods/second_order.md
 """
 
 from __future__ import annotations

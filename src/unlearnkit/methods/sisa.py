@@ -2,36 +2,25 @@
 Jia, Travers, Zhang, Lie and Papernot, "Machine Unlearning", IEEE S&P 2021
 (https://arxiv.org/abs/1912.03817; code https://github.com/cleverhans-lab/machine-unlearning).
 
-    train:    split D into S disjoint shards; shard s trains its own model, slice by slice (R slices,
-              a checkpoint after each), on slices 1..r for e_r epochs;  predict: mean over shards of softmax
+    train:    split D into S disjoint shards; shard s trains its own model slice by slice (R slices,
+              a checkpoint after each); predict: the mean over shards of the softmax
     unlearn:  for every shard holding a forgotten example, restore the checkpoint taken before its
               first affected slice and redo the later slices without the forgotten examples
 
-Exact unlearning: a retrained shard is, bit for bit under the same seed, the shard trained from
-scratch without the forgotten examples; shards that held none are untouched. The cost is the
-retrained shards' training; the price is the accuracy of S models that each saw 1/S of the data.
-
-SISA changes the training stage: ``train_original`` builds a ``SISAEnsemble`` (an ``nn.Module``
-whose forward returns the log of the mean shard probabilities, so every metric and attack treats it
-as one model). The benchmark pipeline trains and caches it for the ``sisa`` method instead of the
-shared single original. Given a plain model (not a ``SISAEnsemble``), ``sisa`` treats it as one
-shard with one slice: unlearning is retraining it from scratch on the retain set.
+Exact unlearning, at the price of S models that each see 1/S of the data. SISA changes the training
+stage: ``train_original`` builds a ``SISAEnsemble`` (an ``nn.Module``), which the benchmark pipeline
+trains and caches for ``sisa``. A plain model is treated as one shard with one slice (a retrain).
 
 Defaults:
-    shards 4         a middle value of the paper's sweep (S in {1, ..., 20}; Fig. 5 / 6), see
-                     BENCHMARKS.md#sisa for S in {1, 4, 8}
-    slices 1         slicing is optional in the paper; R > 1 stores R - 1 checkpoints per shard
-    epochs per slice stage: e_r = max(1, round(2 E / (R + 1))) for R > 1, which keeps the total
-                     number of sample passes equal to E epochs on the shard (paper Sec. IV-B);
-                     E, lr, optimiser, batch size, schedule: the original model's recipe
-    aggregation: mean of the shard probabilities (the paper's default is a label majority vote;
-                     probabilities keep confidence-based metrics and attacks meaningful)
-The task's recipe must be the one the ensemble was trained with (the pipeline passes the same).
-Differences from the reference: corrected examples of label/feature tasks are not added to the
-retrained shards (SISA only removes data).
+    shards 4            a middle value of the paper's sweep (S up to 20)
+    slices 1            slicing is optional in the paper; R > 1 stores R - 1 checkpoints per shard
+    stage epochs, lr, optimiser, batch size, schedule: the original model's recipe (with R > 1 each
+                        slice stage runs round(2E / (R + 1)) epochs, the paper's slicing rule)
 
     >>> ensemble = get_method("sisa", shards=8).train_original(model, train_split, recipe, seed=0)
-    >>> unlearned = get_method("sisa", shards=8).unlearn(ensemble, task)   # task.forget with source indices
+    >>> unlearned = get_method("sisa", shards=8).unlearn(ensemble, task)   # forget with source indices
+
+Design notes: docs/methods/sisa.md
 """
 
 from __future__ import annotations

@@ -2,33 +2,24 @@
 Synaptic Dampening", AAAI 2024 (https://arxiv.org/abs/2308.07707).
 
     I_D = E_batches[(grad CE on D)^2],  I_f = E_batches[(grad CE on D_forget)^2]   (diagonal Fisher)
-    for every parameter entry with I_f > alpha * I_D:  theta <- theta * min(lambda * I_D / I_f, 1)
+    for every parameter entry with I_f > alpha * I_D:  theta <- theta * min(lam * I_D / I_f, 1)
 
-D is the full training set (retain + forget), as in the reference ``calc_importance(full_train_dl)``;
-importances are the mean over mini-batches of the squared mini-batch gradient, in eval mode. No
-training: one pass over D and one over the forget set. Batch-norm running statistics are untouched.
+D is the full training set (retain + forget), as in the reference. No training: one pass over D and
+one over the forget set, in eval mode.
 
 Defaults:
-    lambda 1 (dampening constant): paper / reference scripts.
-    alpha (selection weighting): the reference uses 10 on CIFAR/ResNet-18 and scales it by hand per
-        model and forget-set size. We make the forget-size part explicit: D's batches are taken in
-        order (retain, then forget, as in the reference), so for a weight that only the forget data
-        uses I_f / I_D ~ |D| / |D_f|; by default alpha = alpha_rel * |D| / |D_f| (``alpha = 0``).
-        Give ``alpha`` > 0 for a fixed value (``alpha=10`` = the reference).
-    alpha_rel 0.7: tuned on digits/cnn (alpha ~ 7 there, where |D| / |D_f| ~ 10; the reference
-        alpha 10 selects almost nothing on class 3), see BENCHMARKS.md#tuning-of-method-defaults.
-    batch_size 64: the reference's class-forgetting loaders (``forget_full_class_main.py``, ``-b 64``);
-        its random-forgetting script uses 128 (``forget_random_main.py``, ``-b 128`` and forget /
-        retain loaders of 128).
-    Automatic alpha vs the reference's alpha = 10 (``selection_weighting = 10 * model_size_scaler``):
-        both dampen only entries where the forget importance dominates. On a memorising model
-        (mnist1d/mlp, training loss ~0) the forget gradients vanish, so I_f is tiny everywhere and
-        neither rule selects anything that matters: random 10%, seed 0, avg gap 25.65 (automatic,
-        alpha = 0.7 x 3000 / 300 = 7) vs 25.68 (alpha 10) vs 25.68 for the Original (BENCHMARKS.md#rum-and-scar).
+    lam 1               the paper / reference scripts (dampening constant lambda)
+    alpha 0             automatic: alpha = alpha_rel * |D| / |D_forget|; alpha > 0 fixes it (the
+                        reference uses 10 on CIFAR/ResNet-18 and rescales it by hand per setting)
+    alpha_rel 0.7       our tuning on digits/cnn (alpha ~ 7 there), see the notes
+    batch_size 64       the reference's class-forgetting loaders (``forget_full_class_main.py -b 64``;
+                        its random-forgetting script uses 128)
 
     >>> ssd = get_method("ssd")                        # alpha = 0.7 * |D| / |D_f|
     >>> reference = get_method("ssd", alpha=10.0, lam=1.0)
     >>> unlearned = ssd.unlearn(model, task)          # task needs forget and retain
+
+Design notes: docs/methods/ssd.md
 """
 
 from __future__ import annotations

@@ -5,27 +5,25 @@
     impair: train on {(N_k, k)} (repeated)  U  retain subset       at a high lr, for impair_epochs
     repair: train on the retain subset                              at a lower lr, for repair_epochs
 
-The noise maximises the loss of the *forgotten class label*: the reference notebook labelled every
-noise sample as class 0 (a known bug); here noise for class k is labelled k, both when it is learned
-and in the impair set. The forgotten class comes from ``forget_class``, else
-``task.metadata["forget_class"]`` (set by the ``class`` scenario), else the forget labels when they
-are a single class; otherwise the method raises (UNSIR forgets classes, not arbitrary samples).
-The noise is learned with the model frozen in eval mode. The retain subset is a seeded random
-``retain_fraction`` of the retain set, drawn once.
+UNSIR forgets whole classes: the class comes from ``forget_class``, the ``class`` scenario or a
+single-label forget set, else the method raises. Noise for class k is labelled k.
 
-Defaults:
-    reference notebook (CIFAR-10): noise Adam lr 0.1, 40 steps (5 epochs x 8); impair 1 epoch, Adam
-        lr 0.02; repair Adam lr 0.01; noise_ratio 0.57 (20 x 256 noise images vs ~9,000 retain images).
-    tuned on digits/cnn class 3 (seeds 0-2, objective: avg gap to Retrain), because the reference
-        sizes collapse it (test acc 0.11: one repair step on a ~200-example subset, and noise 6x the
-        norm of a digit that pollutes the batch-norm statistics): lam 10 (reference 0.1; 0.1 / 1 / 10
-        -> gap 9.4 / 10.3 / 0.57 with the settings below), repair_epochs 10 (reference 1; 1 / 5 / 10
-        explored), retain_fraction 0.5 (reference 0.2), batch_size 32 (reference 256), noise_batch 64.
-        Other points of the search: impair_lr 3e-3 / lr 3e-3 -> gap 11.1 (forget acc 0.27);
-        impair_lr 1e-3, noise_ratio 0.1, lr 0.01, 5 repair epochs -> gap 2.8, test acc 0.93.
+Defaults (the reference notebook, CIFAR-10, unless marked ours):
+    noise_lr 0.1, noise_steps 40 (5 epochs x 8), impair_epochs 1, impair_lr 0.02, lr 0.01 (repair),
+    optimizer adam, weight_decay 0, noise_ratio 0.57 (20 x 256 noise vs ~9,000 retain images)
+    lam 10, repair_epochs 10, retain_fraction 0.5, batch_size 32   ours, tuned on digits/cnn class 3
+                        (the reference 0.1 / 1 / 0.2 / 256 collapse it), see the notes
+    noise_batch 64      ours: distinct noise examples per class (the reference learns one batch of 256)
+    forget_class -1     read from the task
+    epochs 11           ignored: always impair_epochs + repair_epochs
+    momentum 0.9        unused: the optimiser is Adam
+    select all, select_fraction 0.05    SAPS parameter selection, off: the method as published
+    retain_budget None  the whole retain set (our option: a random subset caps the cost)
 
     >>> unsir = get_method("unsir")
     >>> unlearned = unsir.unlearn(model, task)        # class scenario, or forget_class=K
+
+Design notes: docs/methods/unsir.md
 """
 
 from __future__ import annotations
