@@ -1,95 +1,38 @@
-"""Distribution matching: fine-tune until the model's outputs on the forget set are distributed like
-its outputs on unseen third-party data.
+"""Distribution matching, after Chen et al., "Fast yet versatile machine unlearning for deep neural
+networks", Neural Networks 190, 2025 (https://doi.org/10.1016/j.neunet.2025.107648; the abstract
+states the principle, the losses are ours): fine-tune until the forget outputs are distributed like
+the outputs on unseen third-party data.
 
-After Chen et al., "Fast yet versatile machine unlearning for deep neural networks", Neural Networks
-190, 2025 (https://doi.org/10.1016/j.neunet.2025.107648; the abstract states the principle, the
-losses below are ours):
+    subset:  min mean_i huber(s(x_i, y_i) - t_i) + R,  s = log p_y - log(1 - p_y), t_i = the quantile of
+             the third-party class-y_i scores at x_i's rank among the forget samples of y_i (per epoch)
+    concept: min MMD^2(softmax(f(X_f) / T), softmax(f(X_t) / T)) + R,  forget labels withheld from X_t
 
-    subset:   min_theta  mean_i huber( s_theta(x_i, y_i) - t_i )        + retention
-    concept:  min_theta  MMD^2( softmax f_theta(X_f), softmax f_theta(X_t) ) + retention
-    retention = w_anchor * KL( f_orig(x_t) || f_theta(x_t) ) + w_retain * CE( f_theta(x_r), y_r )
+``mode`` auto: concept for the deletion of one label holding >= ``concept_share`` of its training
+samples (without retain data: >= ``concept_min`` samples), else subset. Stop when a two-sample AUC is
+within ``stop_tol`` (subset) / ``concept_stop_tol`` (concept, on <= ``check_size`` samples a side) of
+1/2; ``check_whole_label`` keeps checking a removed whole label. R = ``anchor_weight`` KL(original ||
+model) on third-party data + CE on retain (+ corrected) data; without retain data a scale-free logit
+anchor paced to the epoch cap (subset) or an anchor on unseen data the forget set does not cover
+(concept); with retain data a repair after the match lifts retain scores it pushed down.
+``dist_match_noretain`` never sees retain data; in a stream, subset mode matches earlier requests' samples.
 
-* ``subset`` mode (a part of the training data: random samples, instances, a corrected feature).
-  The per-example, label-aware statistic is the LiRA-style scaled confidence
-  s(x, y) = log p_y - log(1 - p_y) (Carlini et al., S&P 2022), the quantity membership attacks read.
-  Matching is per class: at the start of every epoch the forget examples of class k are ranked by
-  their current s and each gets as target t_i the quantile of the third-party class-k scores at
-  level (rank + u) / n_k. This is the monotone (optimal-transport) coupling of the two 1-D
-  distributions, so minimising the loss minimises their Wasserstein distance, and examples the
-  model is least sure of become the ones it gets wrong. u is the stratum's midpoint 1/2, except in
-  a class with fewer than ``jitter_below`` forget examples: there the offsets are jittered (uniform
-  in [0, 1), drawn once per example, handed out in ascending order by rank), so the matched set is a
-  draw of the third-party distribution; a midpoint would send a lone example to the median, always
-  right for a class the model gets right more often than not, where Retrain gets it wrong at the
-  rate of unseen data. With many examples per class the midpoints have the lower variance.
-  Targets come from the current model, so they follow what the
-  retention terms do to unseen data; at most ``reference_size`` third-party samples (drawn once)
-  give them, so a check costs the same at any data-set size. A class without third-party samples
-  uses the pooled third-party scores.
-  A forget set of n < ``batch_size`` samples makes one step per epoch on a batch kappa = n /
-  batch_size times the usual one; following the square-root scaling rule for Adam (Malladi et al.,
-  "On the SDEs and Scaling Rules for Adaptive Gradient Algorithms", NeurIPS 2022), its learning rate
-  is lr * sqrt(kappa) and its epoch cap epochs / kappa (the rule's beta and epsilon adjustments are
-  not applied; without the rule, full-size Adam steps on 16 instances cost the retain set points).
-* Corrections (a ``corrected`` split: the forget samples as they should have been) are subsets
-  whose reference is third-party data put through the request's change, as Retrain sees the forget
-  samples: a model trained on the corrected data meets their changed inputs as an unfamiliar pattern
-  and their old labels as wrong ones. Where inputs changed, the reference gets fresh values drawn
-  uniformly in the request's input range there (not the planted pattern: the model knows it); where
-  labels changed, reference samples of class c take the labels the request's class-c samples had, at
-  the same rates. The class is relearned from ``corrected`` meanwhile, so the targets move and the
-  stopping rule can fire on a transient crossing: a correction runs the epoch cap.
-* ``concept`` mode (a whole class, a backdoor, a sub-population). Labels name the concept being
-  removed, so the softmax vectors of the whole forget set are matched to those of third-party data
-  with the forget label withheld (what Retrain does with class-k inputs is map them onto the other
-  classes, as the model does with unseen samples of those classes): squared MMD (biased
-  V-statistic) with a Gaussian kernel of median-heuristic bandwidth (Gretton et al., JMLR 2012).
-* ``auto`` (default) picks concept when the request is a deletion (no ``corrected`` split) of a
-  single label that is a large part of its class: at least ``concept_share`` of that label's
-  training samples (forget + retain), or, without retain data, a single-label forget set of at
-  least ``concept_min`` samples. Otherwise subset. So class removal, backdoor poison (all
-  relabelled to the target) and a removed sub-class are concepts; random samples, a few instances
-  and corrections (a feature correction keeps its class) are subsets.
-* Stopping rule, checked before the first step and after every epoch, on the statistic each mode
-  matches. Subset: the class-stratified two-sample AUC of s (probability that a forget example
-  scores above a third-party example of its class, ties 1/2, averaged over classes weighted by
-  forget counts). A logistic regression on softmax + one-hot label cannot see this: with classes
-  balanced, "p_y is high for the given y" is not linear in those features. Concept: held-out AUC of
-  a logistic regression telling forget from third-party softmax vectors (2-fold, at most
-  ``check_size`` samples per side, one forward pass for both). Subset mode stops when
-  |AUC - 0.5| <= ``stop_tol`` (no classifier is fitted, so an AUC below 1/2 is overshoot:
-  training goes on and the targets pull the scores back); concept mode when AUC - 0.5 <=
-  ``concept_stop_tol`` (a held-out AUC below 1/2 is a classifier that found nothing). ``epochs`` (subset) and
-  ``concept_epochs`` cap them. When the forget set is a whole label (retain data given, none of it
-  with that label), concept mode checks only before the first step (a request with nothing to do
-  stays a no-op) and then runs ``concept_epochs`` (``check_whole_label`` keeps the checks): a model
-  that never saw a label maps its inputs onto the others less surely than their own inputs: even
-  Retrain's stay distinguishable (AUC 0.76-0.85, digits/cnn and mnist1d/mlp class): a stop would be noise.
+Defaults (our tuning on mnist1d mlp/cnn1d, digits/cnn and tabular models unless said; the notes):
+    optimizer adam, lr 3e-3, batch_size 64, momentum 0.9 (unused), weight_decay 0, match_weight 1,
+    anchor_weight 1, huber_delta 1, retain_budget None, select all, select_fraction 0.05 (off)
+    subset: epochs 10, retain_weight 12, retain_batch 256, stop_tol 0.01, reference_size 2048,
+      jitter_below 8, small_set_scaling on (Malladi et al., NeurIPS 2022, square-root rule)
+    repair: repair_steps 20, repair_level 3.5, repair_tol 0.5, repair_hold 3, repair_batch 256
+    no retain data: alone_anchor_weight 180, alone_anchor_decay 0.7, alone_anchor_batch 256,
+      alone_epochs 20; corrections: correction_anchor_weight 6, alone_corrected_weight 4
+    concept: concept_margin 12 (T = median top-2 logit gap / 12, >= 1), concept_epochs 5,
+      concept_retain_weight 2, concept_retain_batch 128, concept_stop_tol 0.05, check_size 128,
+      check_whole_label off; no retain data: concept_alone_anchor_weight 10, whole_label_coverage
+      0.8; concept_share 0.25, concept_min 16 (ours); carry_forgotten on
 
-Data: forget and third_party are required. Retain is optional (used when given; the registered
-variant ``dist_match_noretain`` never sees it): CE on it is a retention term. ``corrected`` (a
-correction request) is optional and joins the retain term, as it joins Retrain's training set.
-Without retain data the KL anchor to the original on third-party data is the main retention term
-(``alone_*`` settings; corrected data, all of one class in a feature correction, get a weaker CE term).
+    >>> model_u = get_method("dist_match").unlearn(model, task, seed=0)   # task.third_party required
+    >>> alone = get_method("dist_match_noretain").unlearn(model, task)     # never reads task.retain
 
-Defaults (our tuning; no reference implementation exists; searches and 5-seed results in
-BENCHMARKS.md#zero-loss-unlearning-benchmarksmemoriseyaml): Adam lr 3e-3, forget batch 64, anchor
-weight 1, Huber delta 1. Subset (mnist1d/mlp random 10%, seeds 0-4): retain weight 12 on batches of
-256 (it holds the MIA's member/non-member threshold in place, which forget updates move by lowering
-the confidence of nearby retain examples; weight 32: 1.9 points from Retrain instead of 2.6, at 7x
-Retrain's speed instead of 10x), at most 10 epochs, stop_tol 0.01; without retain data, anchor
-weight 6 on 256 third-party samples (weight 9 on 64: 6.3 points; these 5.2) and, for corrections,
-corrected weight 4 (the best of 0, 1, 4 and 12 averaged over label and feature corrections,
-BENCHMARKS.md#corrections-reference-data-that-mirror-the-change). Concept (digits/cnn class and backdoor,
-mnist1d/mlp subclass and backdoor): at most 5 epochs, stop_tol 0.05 on at most 128 samples per
-side, retain weight 2 on batches of 128 (a squared MMD is at most 2 and subset mode's retain weight
-outweighed it: mnist1d/mlp backdoor 20.0 points from Retrain vs 3.7). concept_share 0.25 and
-concept_min 16 are our choices.
-
-Example::
-
-    from unlearnkit.methods import get_method
-    model_u = get_method("dist_match").unlearn(model, task, seed=0)   # task.third_party required
+Design notes: docs/methods/dist_match.md
 """
 
 from __future__ import annotations
@@ -103,8 +46,10 @@ from torch import nn
 from torch.nn import functional as F
 
 from ..data.split import Split
-from .blocks.dist_match_stats import (auc_stop, gaussian_mmd2, mirror_correction, quantile_targets, stratified_auc,
-                                two_sample_auc)
+from .blocks.dist_match_retention import Retention, concat_or_none
+from .blocks.dist_match_stats import (auc_stop, gaussian_mmd2, mirror_correction, quantile_targets,
+                                      saturation_temperature, stratified_auc, two_sample_auc)
+from .blocks.dist_match_stream import with_earlier_requests
 from .blocks.forget_loss import logit_confidence as lira_confidence
 from .base import hp, register_method
 from .iterative import IterativeMethod, IterativeParams
@@ -130,10 +75,20 @@ class DistMatchParams(IterativeParams):
     retain_batch: int = hp(256, "subset: retain (+ corrected) samples per step", "our tuning on mnist1d/mlp", ge=1)
     match_weight: float = hp(1.0, "weight of the matching term", ge=0)
     anchor_weight: float = hp(1.0, "weight of KL(original || model) on third-party data (see alone_*)", ge=0)
-    alone_anchor_weight: float = hp(6.0, "subset mode without retain data: weight of the anchor, then the only "
-                                         "retention term", "our tuning on mnist1d/mlp", ge=0)
-    alone_anchor_batch: int = hp(256, "subset mode without retain data: third-party samples per step (with retain "
+    alone_anchor_weight: float = hp(180.0, "subset-mode deletion without retain data: starting weight of the anchor, "
+                                          "the squared distance of centred logits to the original's relative to their "
+                                          "mean square, scaled by alone_anchor_decay after an epoch behind pace",
+                                    "our tuning on mnist1d mlp/cnn1d and three tabular models (benchmarks/own_models.py)",
+                                    ge=0)
+    alone_anchor_decay: float = hp(0.7, "subset-mode deletion without retain data: factor on the anchor's weight after "
+                                        "an epoch behind the pace that finishes the match within alone_epochs",
+                                  "our tuning on mnist1d mlp and cnn1d (0.5 over-forgot on cnn1d random)", gt=0, le=1)
+    alone_anchor_batch: int = hp(256, "without retain data: third-party samples per step of subset mode (with retain "
                                       "data, as many as forget samples)", "our tuning on mnist1d/mlp", ge=1)
+    alone_epochs: int = hp(20, "subset-mode deletion without retain data: cap on passes over the forget set",
+                           "our tuning on mnist1d/mlp and three tabular models", ge=1)
+    correction_anchor_weight: float = hp(6.0, "a correction without retain data: weight of the KL anchor",
+                                         "our tuning on mnist1d/mlp", ge=0)
     alone_corrected_weight: float = hp(4.0, "without retain data: weight of CE on a correction's corrected data, on "
                                             "forget-size batches", "our tuning on label and feature corrections", ge=0)
     retain_weight: float = hp(12.0, "subset: weight of CE on retain (+ corrected) data, when used",
@@ -147,6 +102,27 @@ class DistMatchParams(IterativeParams):
     huber_delta: float = hp(1.0, "subset: Huber transition of the score loss (score units)", "our choice", gt=0)
     stop_tol: float = hp(0.01, "subset: stop when |stratified AUC - 0.5| <= stop_tol",
                          "our tuning on mnist1d/mlp", ge=0)
+    repair_steps: int = hp(20, "subset with retain data: steps of the repair after the match (0: none)",
+                           "our tuning on mnist1d/mlp random 10%", ge=0)
+    repair_level: float = hp(3.5, "repair: a retain sample's score is held at min(its original score, this)",
+                             "our choice (p_y ~ 0.97, where MIA-efficacy's member threshold lies)", gt=0)
+    repair_tol: float = hp(0.5, "repair: samples more than this below their level are pushed back", "our choice", ge=0)
+    repair_hold: float = hp(3.0, "repair: weight of the Huber term that holds the forget scores", "our tuning", ge=0)
+    repair_batch: int = hp(256, "repair: fallen retain samples (and as many random ones) per step", "our choice", ge=1)
+    carry_forgotten: bool = hp(True, "a stream of requests: subset mode matches the earlier subset-mode requests' "
+                                     "samples again with its own; without retain data it anchors to the first "
+                                     "model's outputs", "our measurement on mnist1d/mlp, 5 requests")
+    concept_margin: float = hp(12.0, "concept: softmax temperature = median top-2 logit gap of the forget set / this "
+                                     "(at least 1), so that saturated outputs keep a gradient",
+                               "our tuning on mnist1d mlp/cnn1d backdoor and subclass, digits/cnn class", gt=0)
+    concept_alone_anchor_weight: float = hp(10.0, "concept mode without retain data: weight of the scale-free logit "
+                                                  "anchor on the unseen data the forget set does not cover",
+                                            "our tuning on mnist1d mlp/cnn1d backdoor and sub-class", ge=0)
+    whole_label_coverage: float = hp(0.8, "concept mode without retain data: a forget set that covers its label's "
+                                           "unseen samples at least this share of a uniform draw's rate is the "
+                                           "whole label (none of them anchored)",
+                                     "our choice: whole classes 0.92-1.08, sub-classes 0.62-0.67 (digits, mnist1d)",
+                                     ge=0)
     concept_epochs: int = hp(5, "concept: cap on passes over the forget set (more did not pay for their time "
                                 "on digits/cnn)", "our tuning on digits/cnn", ge=1)
     concept_retain_weight: float = hp(2.0, "concept: weight of CE on retain data, when used (the squared MMD "
@@ -165,7 +141,7 @@ class DistMatchParams(IterativeParams):
 
 
 @register_method
-class DistMatch(IterativeMethod):
+class DistMatch(Retention, IterativeMethod):
     name = "dist_match"
     summary = "match forget-set outputs to those on unseen third-party data, per class and per example"
     Params = DistMatchParams
@@ -176,14 +152,18 @@ class DistMatch(IterativeMethod):
     def prepare(self, model: nn.Module, task) -> None:
         p = self.params
         self.mode = p.mode if p.mode != "auto" else self.choose_mode(task)
+        if self.mode == "subset":  # earlier requests' samples of a stream are matched again (carry_forgotten)
+            task = self.task = with_earlier_requests(task, self.state, p.carry_forgotten)
         self.target_set = task.third_party
         if self.mode == "concept":
             keep = ~torch.isin(task.third_party.y, torch.unique(task.forget.y))
             if int(keep.sum()) >= 2:
                 self.target_set = task.third_party.subset(torch.nonzero(keep).squeeze(1).cpu())
-        self.retain_set = self.retention_data(task)
-        with torch.no_grad():  # the original's outputs on third-party data, the anchor's fixed target
-            self.anchor = torch.cat([F.log_softmax(self.original(x), 1) for x, _ in self.target_set.batches(512)])
+            with torch.no_grad():  # the original's outputs (eval mode: BatchNorm statistics stay as they are)
+                forget_logits = torch.cat([self.original(x) for x in task.forget.x.split(512)])
+            self.temperature = saturation_temperature(forget_logits, p.concept_margin)
+        self.retain_set = concat_or_none(task.retain, task.corrected)
+        self.prepare_anchor(task)
         self.history: list[float] = []  # the stopping rule's AUC at every check
         self.epochs_run = 0
         self.targets: Optional[torch.Tensor] = None
@@ -191,7 +171,7 @@ class DistMatch(IterativeMethod):
         if self.mode == "subset":
             self.reference_set = self.target_set.subset(self.check_rows(len(self.target_set), p.reference_size).cpu())
             ref, fix, f = self.reference_set, task.corrected, task.forget
-            if fix is not None:  # the reference goes through the correction's change (module docstring)
+            if fix is not None:  # the reference goes through the correction's change (docs/methods/dist_match.md)
                 self.reference_set = Split(*mirror_correction(ref.x, ref.y, f.x, f.y, fix.x, fix.y, self.generator))
             few = torch.bincount(task.forget.y)[task.forget.y] < p.jitter_below
             if bool(few.any()):
@@ -215,37 +195,31 @@ class DistMatch(IterativeMethod):
         """The forget set holds every training sample of its labels: retain data is given and has none."""
         return task.retain is not None and not bool(torch.isin(task.retain.y, torch.unique(task.forget.y)).any())
 
-    @staticmethod
-    def retention_data(task) -> Optional[Split]:
-        parts = [s for s in (task.retain, task.corrected) if s is not None]
-        return Split.concat(*parts) if parts else None
-
     # -- the loop -------------------------------------------------------------------------------
     def run_epoch(self, epoch: int) -> None:
         if self.stopped:
             return
-        p, model, forget, tgt = self.params, self.model, self.task.forget, self.target_set
+        p, model, forget, tgt, anchor = self.params, self.model, self.task.forget, self.target_set, self.anchor_set
         anchor_weight, tp_batch, retain_weight, retain_batch = self.retention_setting()
         order = torch.randperm(len(forget), generator=self.generator)
         for start in range(0, len(forget), p.batch_size):
             rows = order[start:start + p.batch_size].to(forget.x.device)
             xf, yf = forget.x[rows], forget.y[rows]
-            ti = torch.randint(0, len(tgt), (tp_batch or len(rows),), generator=self.generator).to(tgt.x.device)
-            ri = None
-            if retain_weight > 0:
-                ri = torch.randint(0, len(self.retain_set), (retain_batch,), generator=self.generator)
-                ri = ri.to(self.retain_set.x.device)
+            ti = self.draw(len(tgt), tp_batch or len(rows), tgt.x.device)
+            ai = None if anchor is tgt else self.draw(len(anchor), tp_batch or len(rows), tgt.x.device)
+            ri = None if retain_weight <= 0 else self.draw(len(self.retain_set), retain_batch, forget.x.device)
             # forget and third-party rows always share a pass (so BatchNorm in train mode normalises
-            # them together); the retain batch joins it where no layer depends on the batch
-            inputs = [torch.cat([xf, tgt.x[ti]])] + ([] if ri is None else [self.retain_set.x[ri]])
-            matched, *retain_logits = self.forward_together(model, inputs)
+            # them together); the anchor and retain batches join it where no layer depends on the batch
+            inputs = [torch.cat([xf, tgt.x[ti]])] + [s.x[i] for s, i in ((anchor, ai), (self.retain_set, ri))
+                                                     if i is not None]
+            matched, *others = self.forward_together(model, inputs)
             lf, lt = matched[: len(rows)], matched[len(rows):]
             loss = p.match_weight * self.match_loss(lf, yf, lt, rows)
             if anchor_weight > 0:
-                loss = loss + anchor_weight * F.kl_div(F.log_softmax(lt, 1), self.anchor[ti], log_target=True,
-                                                         reduction="batchmean")
+                anchored = self.anchor_term(lt, ti) if ai is None else self.anchor_term(others[0], ai)
+                loss = loss + anchor_weight * anchored
             if ri is not None:
-                loss = loss + retain_weight * F.cross_entropy(retain_logits[0], self.retain_set.y[ri])
+                loss = loss + retain_weight * F.cross_entropy(others[-1], self.retain_set.y[ri])
             self.update(loss)
         self.epochs_run += 1
         # after the last allowed epoch the rule's verdict changes nothing: skip its forward passes and fit
@@ -253,32 +227,25 @@ class DistMatch(IterativeMethod):
             self.stopped = True
         elif self.checks_after_steps:  # the check also refreshes the subset targets; a correction runs the cap
             self.stopped = self.indistinguishable() and self.task.corrected is None
+            self.pace_anchor()
 
-    def retention_setting(self) -> tuple[float, Optional[int], float, int]:
-        """(anchor weight, third-party batch or None for the forget batch's size, retain weight, retain
-        batch) of the active mode. Without retain data subset mode leans on the anchor, with its own
-        weight and a larger third-party batch, and corrected data (no sample of the training set: all
-        of one class in a feature correction) get a weak CE term of their own; concept mode's MMD term
-        is small, so its retain term is weaker."""
-        p = self.params
-        if self.task.retain is None:
-            fix = (0.0, 0) if self.task.corrected is None else (p.alone_corrected_weight, p.batch_size)
-            anchor = (p.alone_anchor_weight, p.alone_anchor_batch) if self.mode == "subset" else (p.anchor_weight, None)
-            return anchor + fix
-        if self.mode == "concept":
-            return p.anchor_weight, None, p.concept_retain_weight, p.concept_retain_batch
-        return p.anchor_weight, None, p.retain_weight, p.retain_batch
+    def finish(self, model: nn.Module, task) -> None:
+        if self.repairs():
+            self.repair()
 
     def match_loss(self, lf: torch.Tensor, yf: torch.Tensor, lt: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
         if self.mode == "concept":
-            return gaussian_mmd2(F.softmax(lf, 1), F.softmax(lt, 1).detach())
+            t = self.temperature
+            return gaussian_mmd2(F.softmax(lf / t, 1), F.softmax(lt / t, 1).detach())
         score = lira_confidence(lf, yf)
         return F.huber_loss(score, self.targets[rows], delta=self.params.huber_delta)
 
     def epoch_count(self) -> int:
+        p = self.params
         if self.mode == "concept":
-            return self.params.concept_epochs
-        return math.ceil(self.params.epochs / self.batch_share())
+            return p.concept_epochs
+        alone = self.task.retain is None and self.task.corrected is None
+        return math.ceil((p.alone_epochs if alone else p.epochs) / self.batch_share())
 
     def batch_share(self) -> float:
         """kappa = n / batch_size for a subset-mode forget set smaller than one batch (with
@@ -335,8 +302,8 @@ class DistMatch(IterativeMethod):
         forget_rows = self.check_rows(len(self.task.forget), size)
         target_rows = self.check_rows(len(self.target_set), size)
         xf = self.task.forget.x[forget_rows]
-        if self.epochs_run == 0:
-            pf, pt = F.softmax(self.outputs(xf), 1), self.anchor[target_rows].exp()
+        if self.epochs_run == 0 and self.anchor_set is self.target_set:
+            pf, pt = F.softmax(self.outputs(xf), 1), self.anchor_log_probs[target_rows].exp()
         else:  # one forward pass for both sides (eval mode: the rows do not interact)
             probs = F.softmax(self.outputs(torch.cat([xf, self.target_set.x[target_rows]])), 1)
             pf, pt = probs[: len(xf)], probs[len(xf):]

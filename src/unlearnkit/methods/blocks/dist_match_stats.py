@@ -1,7 +1,9 @@
 """The statistics of ``dist_match`` (see its module docstring): the Gaussian-kernel MMD with the
 median heuristic, the per-class quantile targets, the class-stratified AUC of subset mode, the
-held-out logistic-regression AUC of concept mode and the mirroring of a correction onto unseen data.
-Module-level, so tests can check them by hand."""
+held-out logistic-regression AUC of concept mode, the mirroring of a correction onto unseen data, the
+saturation temperature of concept mode, the scale-free logit distance of the retain-free anchor and the
+nearest-neighbour coverage of unseen samples by the forget set. Module-level, so tests can check them
+by hand."""
 
 from __future__ import annotations
 
@@ -161,3 +163,38 @@ def auc_stop(auc: float, tol: float) -> bool:
     0.5 (forget outputs less confident than unseen ones, or a held-out classifier that found nothing
     that generalises) is as indistinguishable as 0.5."""
     return auc - 0.5 <= tol
+
+
+def saturation_temperature(logits: torch.Tensor, margin: float) -> float:
+    """max(1, m / ``margin``), m the median over rows of the gap between the two largest logits: the
+    softmax temperature at which the typical row's top-2 gap is ``margin`` (rows that saturate the
+    softmax at temperature 1 keep a usable gradient)."""
+    if logits.shape[1] < 2 or len(logits) == 0:
+        return 1.0
+    top = logits.detach().topk(2, dim=1).values
+    return max(1.0, float((top[:, 0] - top[:, 1]).median()) / margin)
+
+
+def centred_logits(logits: torch.Tensor) -> torch.Tensor:
+    """Each row minus its mean (softmax ignores a shift of a row, so only these differences matter)."""
+    return logits - logits.mean(1, keepdim=True)
+
+
+def relative_logit_distance(logits: torch.Tensor, reference: torch.Tensor, scale: float) -> torch.Tensor:
+    """mean_rows ||centred(logits) - centred(reference)||^2 / ``scale``: the squared distance of the
+    centred logit vectors, in units of ``scale`` (the anchor uses the reference's mean squared
+    centred-logit norm, so the weight does not depend on the model's logit scale)."""
+    return (centred_logits(logits) - centred_logits(reference)).pow(2).sum(1).mean() / scale
+
+
+def covered(points: torch.Tensor, forget: torch.Tensor) -> torch.Tensor:
+    """For each row of ``points`` (unseen samples of one label), whether its nearest neighbour among
+    the other rows of ``points`` and the rows of ``forget`` is a forget row (Euclidean distance of the
+    flattened inputs). A forget set that is the whole label covers most of its unseen samples; a part
+    of the label (a sub-population) covers only those that lie among its own samples."""
+    a, b = points.flatten(1).double(), forget.flatten(1).double()
+    if len(b) == 0:
+        return torch.zeros(len(a), dtype=torch.bool, device=points.device)
+    own = torch.cdist(a, a)
+    own.fill_diagonal_(float("inf"))
+    return torch.cdist(a, b).min(1).values < own.min(1).values
