@@ -132,8 +132,8 @@ class InstanceAdvParams(SelectionParams):
     goal: str = hp("auto", "misclassify | relabel; auto = the task's metadata['goal'] (else misclassify)",
                    "the two goals of Cha et al. 2024", choices=("auto",) + GOALS)
     lr: float = hp(1e-3, "learning rate", "reference scripts")
-    optimizer: str = hp("auto", "optimiser; auto = adam with the retain term, sgd without",
-                        "reference code (sgd); adam beside the retain term: our measurement (see module doc)",
+    optimizer: str = hp("auto", "optimiser; auto = adam beside the retain or anchor term, sgd without (the paper)",
+                        "reference code (sgd); adam beside a distillation term: our measurement (design notes)",
                         choices=("auto", "sgd", "adam"))
     momentum: float = hp(0.9, "SGD momentum", "reference code", ge=0)
     weight_decay: float = hp(1e-4, "SGD weight decay", "reference code", ge=0)
@@ -155,8 +155,8 @@ class InstanceAdvParams(SelectionParams):
     pgd_steps: int = hp(100, "PGD iterations", "reference scripts", ge=1)
     pgd_step_ratio: float = hp(0.025, "PGD step size as a fraction of eps", "reference 0.1 / 4.0", gt=0)
     importance: Optional[bool] = hp(None, "parameter-level regulariser: MAS-weighted pull towards the original; "
-                                    "None = only when no retain data is given (see module doc)",
-                                    "paper (retain-free); off beside the retain term: our measurement")
+                                    "None = only when neither the retain nor the anchor term is active",
+                                    "paper (retain-free); off beside a distillation term: our measurement")
     reg_lambda: float = hp(1.0, "weight lam of the importance regulariser", "reference scripts", ge=0)
     max_grad_norm: float = hp(0.0, "clip the gradient norm of each step to this value (0 = no clipping)",
                               "our addition, off by default")
@@ -167,6 +167,15 @@ class InstanceAdvParams(SelectionParams):
     retain_weight: float = hp(10.0, "weight of the retain term KL(f0(x_r) || f(x_r)), used when retain data is given",
                               "our addition, measured on mnist1d/cnn1d 8 x 16 requests (see module doc)", ge=0)
     retain_batch: int = hp(128, "retain examples per step of the retain term", "our choice", ge=1)
+    anchor_weight: float = hp(10.0, "without retain data: weight of the anchor term, distillation of the reference "
+                              "model on the adversarial examples (+ third_party inputs); 0 = the paper's regularisers",
+                              "our addition, measured on mnist1d/cnn1d 8 x 16 requests (design notes)", ge=0)
+    anchor_temperature: float = hp(4.0, "temperature T of the anchor term T^2 KL(f0(x)/T || f(x)/T)",
+                                   "our measurement (T 1, 2, 4; design notes); Hinton et al. 2015 for the T^2 scale",
+                                   gt=0)
+    anchor_batch: int = hp(128, "anchor inputs per step of the anchor term", "as retain_batch", ge=1)
+    anchor_third_party: bool = hp(True, "add the task's third_party inputs (never trained on) to the anchors when given",
+                                  "our addition (design notes)")
     carry_state: bool = hp(True, "sequential requests: keep the instances of earlier requests forgotten, and take "
                            "the anchor, adversarial examples and importance from the first request's input model",
                            "our choice (see module doc)")
@@ -193,11 +202,13 @@ class InstanceAdv(InstanceTerms, CarriedAcrossRequests, IterativeMethod):
         reference = self.reference_model()
         retain = task.retain if task.retain is not None and len(task.retain) and p.retain_weight > 0 else None
         self.retain, self.reference = retain, reference
-        self.use_importance = retain is None if p.importance is None else bool(p.importance)
         if self.adv:
             self.adv_x, self.adv_y = self.carried(
                 ("adv_x", "adv_y"), self.adversarial_examples(task.forget.x, task.forget.y, self.num_classes(task),
                                                               attacker=reference))
+        self.anchors = self.anchor_pool(task) if retain is None and p.anchor_weight > 0 else None
+        distilling = retain is not None or self.anchors is not None
+        self.use_importance = not distilling if p.importance is None else bool(p.importance)
         if self.use_importance:
             sums, count = self.carried_importance(reference, task.forget.x)
             self.weights = {n: 1.0 - w for n, w in normalise_per_tensor(sums, count).items()}
@@ -208,8 +219,8 @@ class InstanceAdv(InstanceTerms, CarriedAcrossRequests, IterativeMethod):
         forget = self.task.forget
         self.labels = self.targets if self.goal == "relabel" else forget.y
         self.everyone = torch.arange(len(forget), device=forget.y.device)
-        self.adv_batches = (self.cycle(self.adv_x, self.adv_y, p.adv_batch_size)
-                            if self.adv and len(self.adv_y) else None)
+        self.adv_batches = (self.cycle(self.adv_x, self.adv_y, p.adv_batch_size)  # anchors: soft targets instead
+                            if self.adv and len(self.adv_y) and self.anchors is None else None)
         self.met = self.goal_status(model, forget)
 
     def epoch_count(self) -> int:
@@ -221,7 +232,7 @@ class InstanceAdv(InstanceTerms, CarriedAcrossRequests, IterativeMethod):
     def run_epoch(self, epoch: int) -> None:
         """One step on the forget instances that do not meet the goal yet (all of them without
         ``pending_only``), weighted against one adversarial batch, plus the retain term (retain data
-        given) and/or the importance penalty."""
+        given) or the anchor term, and/or the importance penalty."""
         if bool(self.met.all()):  # met before the first step: nothing to do
             return
         p, model, forget = self.params, self.model, self.task.forget
@@ -237,6 +248,10 @@ class InstanceAdv(InstanceTerms, CarriedAcrossRequests, IterativeMethod):
             x_r = self.retain.x[torch.randint(len(self.retain), (p.retain_batch,), generator=self.generator)
                                 .to(self.retain.x.device)]
             inputs.append(x_r)
+        elif self.anchors is not None:
+            pick = torch.randint(len(self.anchors[0]), (p.anchor_batch,), generator=self.generator)
+            pick = pick.to(self.anchors[0].device)
+            inputs.append(self.anchors[0][pick])
         outputs = self.forward_together(model, inputs)
         loss = self.forget_loss(outputs[0], y_f)
         if self.adv_batches is not None:
@@ -244,6 +259,8 @@ class InstanceAdv(InstanceTerms, CarriedAcrossRequests, IterativeMethod):
             loss = w_f * loss + w_a * F.cross_entropy(outputs[1], y_a)
         if self.retain is not None:
             loss = loss + p.retain_weight * self.retain_term(outputs[-1], x_r)
+        elif self.anchors is not None:
+            loss = loss + p.anchor_weight * self.anchor_term(outputs[-1], self.anchors[1][pick])
         if self.use_importance:
             loss = loss + p.reg_lambda * self.importance_penalty(model)
         self.update(loss)
@@ -259,9 +276,9 @@ class InstanceAdv(InstanceTerms, CarriedAcrossRequests, IterativeMethod):
                         else "")
 
     def optimizer_name(self) -> str:
-        """``auto``: Adam beside the retain term, the reference's SGD without it (see module doc)."""
+        """``auto``: Adam beside the retain or anchor term, the reference's SGD without them."""
         if self.params.optimizer == "auto":
-            return "adam" if self.retain is not None else "sgd"
+            return "adam" if self.retain is not None or self.anchors is not None else "sgd"
         return self.params.optimizer
 
     def after_backward(self) -> None:
