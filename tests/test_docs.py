@@ -21,7 +21,7 @@ MAX_DOC_LINES = 40
 #: methods whose short docstring and docs/methods/NAME.md are being written on other branches: their
 #: tests below are expected to fail (strictly, so they fail loudly once both exist). Remove a name
 #: from this set when its notes are merged.
-PENDING = {"dist_match", "instance_adv"}
+PENDING = {"dist_match"}
 
 
 def _anchors(page: Path) -> set[str]:

@@ -1,7 +1,8 @@
-"""The three terms ``instance_adv`` adds to its forget loss: adversarial examples (representation-level
-regulariser), MAS weight importance (parameter-level regulariser) and, given retain data, the retain
-term, and the targeted L2 PGD that makes the adversarial examples. A mixin of ``InstanceAdv``: it reads ``self.params``,
-``self.generator``, ``self.original``, ``self.reference`` and ``self.train_mode``.
+"""The terms ``instance_adv`` adds to its forget loss: adversarial examples (representation-level
+regulariser), MAS weight importance (parameter-level regulariser), given retain data the retain term,
+and without it the anchor term; and the targeted L2 PGD that makes the adversarial examples. A mixin
+of ``InstanceAdv``: it reads ``self.params``, ``self.generator``, ``self.original``, ``self.reference``,
+``self.adv_x`` and ``self.train_mode``.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from torch.nn import functional as F
 
 from ...errors import DataError
 from .gradients import gradient_sum
+from .peers import kl_teacher_student
 from .instance_stream import normalise_per_tensor
 
 log = logging.getLogger(__name__)
@@ -138,8 +140,7 @@ class InstanceTerms:
         """T^2 KL(softmax(z0 / T) || softmax(z / T)) over an anchor batch (``logits`` = z = f(x), z0 =
         the reference's): at T > 1 the reference's smaller logits, not only its top class, are kept."""
         t = self.params.anchor_temperature
-        target = F.log_softmax(reference_logits / t, dim=1)
-        return F.kl_div(F.log_softmax(logits / t, dim=1), target, reduction="batchmean", log_target=True) * t * t
+        return kl_teacher_student(logits, F.softmax(reference_logits / t, dim=1), t)
 
     def importance_penalty(self, model: nn.Module) -> torch.Tensor:
         total: Optional[torch.Tensor] = None
