@@ -159,6 +159,8 @@ def test_instance_adv_keeps_earlier_requests_forgotten_from_one_reference():
             current = method.unlearn(current, scenario.request_view(data, r).task, seed=0, state=state)
             assert scenario.extra_metrics(current, scenario.seen_view(data, r))["goal_success"] == 1.0  # all so far
         assert len(state.data["forget_x"]) == 12
+        if method.anchors is not None:  # the anchors hold the adversarial examples of every request so far
+            assert len(method.anchors[0]) == len(state.data["adv_x"]) + len(data.task.third_party)
         reference = state.data["reference"]
         assert all(torch.equal(reference[k], v) for k, v in model.state_dict().items())  # the first input model
     assert state.data["mas_count"] == 12  # importance summed over the instances of every request

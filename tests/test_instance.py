@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -136,6 +137,39 @@ def test_distillation_terms_keep_test_accuracy_and_replace_the_importance_term(t
     forced = get_method("instance_adv", num_adv=2, max_steps=1, importance=True)
     forced.unlearn(model, data.task, seed=0, device="cpu")
     assert forced.use_importance and forced.retain is not None
+
+
+# -- the anchor term (retain-free) -------------------------------------------------------------------
+def test_anchor_term_is_the_temperature_scaled_kl_from_the_reference():
+    """T^2 KL(softmax(z0 / T) || softmax(z / T)): at T = 2, teacher logits (2 ln 3, 0) give
+    probabilities (3/4, 1/4), student logits (0, 0) give (1/2, 1/2); KL = 3/4 ln(3/2) + 1/4 ln(1/2)."""
+    m = get_method("instance_adv_noretain", anchor_temperature=2.0)
+    teacher = torch.tensor([[2 * np.log(3.0), 0.0]])
+    expected = 4 * (0.75 * np.log(1.5) + 0.25 * np.log(0.5))
+    assert float(m.anchor_term(torch.zeros(1, 2), teacher)) == pytest.approx(expected, rel=1e-5)
+    assert float(m.anchor_term(teacher.clone(), teacher)) == pytest.approx(0.0, abs=1e-7)  # same outputs: no loss
+
+
+def test_anchor_pool_is_the_adversarial_examples_and_third_party_inputs_with_reference_logits(toy_instance):
+    model, data = toy_instance
+    task = data.task
+    m = get_method("instance_adv_noretain", num_adv=3, eps=5.0, max_steps=1)
+    m.unlearn(model, task, seed=0, device="cpu")
+    x, logits = m.anchors
+    assert len(m.adv_x) > 0
+    assert torch.equal(x, torch.cat([m.adv_x, task.third_party.x]))
+    with torch.no_grad():
+        assert torch.allclose(logits, model.eval()(x), atol=1e-5)  # the input model's logits, fixed
+    own = get_method("instance_adv_noretain", num_adv=3, eps=5.0, max_steps=1, anchor_third_party=False)
+    own.unlearn(model, task, seed=0, device="cpu")
+    assert torch.equal(own.anchors[0], m.adv_x)
+    # nothing to anchor on: the paper's regularisers (importance term, SGD, adversarial CE term) again
+    bare = get_method("instance_adv_noretain", adv=False, max_steps=1)
+    bare.unlearn(model, replace(task, third_party=None), seed=0, device="cpu")
+    assert bare.anchors is None and bare.use_importance and type(bare.optimizer).__name__ == "SGD"
+    paper = get_method("instance_adv_noretain", num_adv=3, eps=5.0, max_steps=1, anchor_weight=0.0)
+    paper.unlearn(model, task, seed=0, device="cpu")
+    assert paper.anchors is None and paper.use_importance and paper.adv_batches is not None
 
 
 def test_one_forward_pass_per_step_only_where_no_layer_depends_on_the_batch():
