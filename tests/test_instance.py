@@ -172,6 +172,22 @@ def test_anchor_pool_is_the_adversarial_examples_and_third_party_inputs_with_ref
     assert paper.anchors is None and paper.use_importance and paper.adv_batches is not None
 
 
+def test_goal_rechecked_on_pending_instances_and_on_all_once_they_meet_it():
+    """After a step only the instances short of the goal are re-checked; once they all meet it every
+    instance is, so one that met it earlier and relapsed is found before the request stops."""
+    model = torch.nn.Linear(1, 2)
+    with torch.no_grad():  # predicts class 1 everywhere: misclassify is met exactly for the label-0 rows
+        model.weight.zero_()
+        model.bias.copy_(torch.tensor([0.0, 1.0]))
+    forget = Split(torch.zeros(4, 1), torch.tensor([0, 0, 1, 1]))
+    m = get_method("instance_adv_noretain")
+    m.goal, m.targets, m.everyone = "misclassify", None, torch.arange(4)
+    m.met = torch.tensor([False, True, True, False])  # rows 0 and 3 pending; row 2's True is stale
+    assert m.refreshed_goal(model, forget).tolist() == [True, True, True, False]  # row 3 still pending
+    m.met = torch.tensor([False, True, True, True])  # row 0 alone pending: it meets the goal, so all are checked
+    assert m.refreshed_goal(model, forget).tolist() == [True, True, False, False]
+
+
 def test_one_forward_pass_per_step_only_where_no_layer_depends_on_the_batch():
     """A step's batches (instance_adv: forget, adversarial and retain; dist_match: forget + third-party
     and retain) go through one pass when the outputs of a row do not depend on the other rows (same outputs as separate passes); a BatchNorm layer in train mode

@@ -195,7 +195,7 @@ class InstanceAdv(InstanceTerms, CarriedAcrossRequests, IterativeMethod):
             loss = loss + p.reg_lambda * self.importance_penalty(model)
         self.update(loss)
         self.steps += 1
-        self.met = self.goal_status(model, forget)
+        self.met = self.refreshed_goal(model, forget)
 
     def finish(self, model: nn.Module, task) -> None:
         missed = int((~self.met).sum())
@@ -264,14 +264,26 @@ class InstanceAdv(InstanceTerms, CarriedAcrossRequests, IterativeMethod):
         others = logits.masked_fill(F.one_hot(labels, logits.shape[1]).bool(), float("-inf"))
         return (logits.logsumexp(1) - others.logsumexp(1)).mean()
 
-    def goal_status(self, model: nn.Module, forget) -> torch.Tensor:
-        """Per forget instance (eval mode): does it meet the goal?"""
+    def goal_status(self, model: nn.Module, forget, rows: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """Per forget instance (eval mode; only ``rows`` when given): does it meet the goal?"""
+        x, y, targets = forget.x, forget.y, self.targets
+        if rows is not None:
+            x, y, targets = x[rows], y[rows], None if targets is None else targets[rows]
         was = model.training
         model.eval()
         with torch.no_grad():
-            ok = goal_met(model(forget.x), forget.y, self.goal, self.targets)
+            ok = goal_met(model(x), y, self.goal, targets)
         model.train(was)
         return ok
+
+    def refreshed_goal(self, model: nn.Module, forget) -> torch.Tensor:
+        """The goal after a step: re-checked on the instances that did not meet it, and on every
+        instance once those all do (one that met it earlier may have relapsed). A request thus stops
+        only when every instance meets the goal at once, without a pass over all of them every step."""
+        met = self.met.clone()
+        pending = self.everyone[~met]
+        met[pending] = self.goal_status(model, forget, pending)
+        return self.goal_status(model, forget) if bool(met.all()) else met
 
     def train_mode(self, model: nn.Module) -> None:
         model.train()
