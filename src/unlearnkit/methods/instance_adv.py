@@ -113,16 +113,17 @@ class InstanceAdvParams(SelectionParams):
 
 @register_method
 class InstanceAdv(InstanceTerms, CarriedAcrossRequests, IterativeMethod):
-    """One round of the iterative loop is one step (a forget plus an adversarial batch), until every
-    instance meets the goal or ``max_steps``; ``update`` does the step, so ``select`` and update
-    masks apply as for every iterative method."""
+    """One round of the iterative loop is one step (a forget batch plus an adversarial, retain or anchor
+    batch), until every instance meets the goal or ``max_steps``; ``update`` does the step, so
+    ``select`` and update masks apply as for every iterative method."""
 
     name = "instance_adv"
     summary = ("instance-wise unlearning: forget term + adversarial examples + MAS weight importance (Cha et al. "
-               "2024); given retain data, distillation on it instead of the importance term")
+               "2024); distillation on retain data when given, else on the adversarial examples and third-party "
+               "inputs, instead of the importance term")
     Params = InstanceAdvParams
     requires = ("forget",)
-    optional = ("retain", "corrected")
+    optional = ("retain", "third_party", "corrected")  # third_party: anchors, read only without retain data
 
     def prepare(self, model: nn.Module, task) -> None:
         p = self.params
@@ -203,6 +204,7 @@ class InstanceAdv(InstanceTerms, CarriedAcrossRequests, IterativeMethod):
             log.warning("instance_adv: %d of %d forget instances do not meet the goal %r after max_steps=%d; raise "
                         "max_steps%s", missed, len(self.met), self.goal, self.params.max_steps,
                         " or lower retain_weight (the retain term holds them in place)" if self.retain is not None
+                        else " or lower anchor_weight (the anchor term holds them in place)" if self.anchors is not None
                         else "")
 
     def optimizer_name(self) -> str:
