@@ -150,13 +150,17 @@ def test_state_round_trips_and_rejects_what_cannot_be_saved():
 def test_instance_adv_keeps_earlier_requests_forgotten_from_one_reference():
     model, data = make_toy("instance", forget_size=4, requests=3)
     scenario = get_scenario("instance", forget_size=4, requests=3)
-    # with the retain term (importance then off by default), and retain-free with importance alone
-    for name, switches in (("instance_adv", {}), ("instance_adv_noretain", {"adv": False})):
+    # with the retain term, retain-free with the anchor term (both: importance off by default), and
+    # retain-free with the paper's importance alone
+    for name, switches in (("instance_adv", {}), ("instance_adv_noretain", {}),
+                           ("instance_adv_noretain", {"adv": False, "anchor_weight": 0.0})):
         method, state, current = get_method(name, num_adv=3, max_steps=1000, **switches), RequestState(), model
         for r in range(1, 4):
             current = method.unlearn(current, scenario.request_view(data, r).task, seed=0, state=state)
             assert scenario.extra_metrics(current, scenario.seen_view(data, r))["goal_success"] == 1.0  # all so far
         assert len(state.data["forget_x"]) == 12
+        if method.anchors is not None:  # the anchors hold the adversarial examples of every request so far
+            assert len(method.anchors[0]) == len(state.data["adv_x"]) + len(data.task.third_party)
         reference = state.data["reference"]
         assert all(torch.equal(reference[k], v) for k, v in model.state_dict().items())  # the first input model
     assert state.data["mas_count"] == 12  # importance summed over the instances of every request

@@ -18,10 +18,6 @@ PAGES = sorted((ROOT / "docs").rglob("*.md")) + [ROOT / n for n in ("README.md",
 LINK = re.compile(r"\[[^\]]*\]\(([^)\s]+)\)")
 NOTES = ROOT / "docs" / "methods"
 MAX_DOC_LINES = 40
-#: methods whose short docstring and docs/methods/NAME.md are being written on other branches: their
-#: tests below are expected to fail (strictly, so they fail loudly once both exist). Remove a name
-#: from this set when its notes are merged.
-PENDING = {"instance_adv"}
 
 
 def _anchors(page: Path) -> set[str]:
@@ -48,14 +44,9 @@ def _broken_links(page: Path) -> list[str]:
     return broken
 
 
-def _pending_note(broken: str) -> bool:
-    """A broken link to the design notes of a method in ``PENDING`` (written elsewhere, not merged yet)."""
-    return broken.split(" (")[0].split("/")[-1] in {f"{name}.md" for name in PENDING}
-
-
 @pytest.mark.parametrize("page", PAGES, ids=lambda p: str(p.relative_to(ROOT)))
 def test_links_resolve(page):
-    broken = [b for b in _broken_links(page) if not (page.parent == NOTES and _pending_note(b))]
+    broken = _broken_links(page)
     assert not broken, f"{page.relative_to(ROOT)}: broken links {broken}"
 
 
@@ -96,23 +87,17 @@ def docstring_problems(doc: str, base: str, notes: Path = NOTES) -> list[str]:
     return problems
 
 
-def _registered() -> list:
-    """Every registered method; those of ``PENDING`` (and their variants) marked as expected failures."""
-    mark = pytest.mark.xfail(strict=True, reason="short docstring and docs/methods notes are written on another branch")
-    return [pytest.param(n, marks=mark) if _base_name(n) in PENDING else n for n in METHODS.names()]
-
-
 def _module_doc(name: str) -> str:
     return importlib.import_module(METHODS.get(name).__module__).__doc__ or ""
 
 
-@pytest.mark.parametrize("name", _registered())
+@pytest.mark.parametrize("name", METHODS.names())
 def test_method_docstring_fits_one_screen_and_links_its_notes(name):
     problems = docstring_problems(_module_doc(name), _base_name(name))
     assert not problems, f"{METHODS.get(name).__module__}: " + "; ".join(problems)
 
 
-@pytest.mark.parametrize("name", _registered())
+@pytest.mark.parametrize("name", METHODS.names())
 def test_docstring_and_notes_name_every_hyperparameter(name):
     """Every default is stated with its source: at least, each hyperparameter is named in the
     docstring and in a `name` of its design notes."""

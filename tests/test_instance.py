@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -110,11 +111,12 @@ def test_early_stop_at_goal(toy_instance, caplog):
     assert "do not meet the goal 'misclassify'" in caplog.text and "lower retain_weight" in caplog.text
 
 
-def test_retain_term_keeps_test_accuracy_and_replaces_the_importance_term(toy_instance):
-    """Given retain data, each step also distils the input model's outputs on a retain batch: the goal
-    is still met, with far less collateral damage than the retain-free method; the weight-importance
-    term (which would hold the instances in place beside it) is off unless forced, and the optimiser is
-    Adam (the paper's SGD without retain data)."""
+def test_distillation_terms_keep_test_accuracy_and_replace_the_importance_term(toy_instance):
+    """Given retain data, each step also distils the input model's outputs on a retain batch; without
+    it, on the anchors (adversarial examples and third_party inputs). The goal is still met in each
+    case, with far less collateral damage than the paper's retain-free regularisers
+    (``anchor_weight=0``: importance term, SGD); beside a distillation term the weight-importance term
+    (which would hold the instances in place) is off unless forced, and the optimiser is Adam."""
     model, data = toy_instance
     test = data.task.test
 
@@ -122,16 +124,68 @@ def test_retain_term_keeps_test_accuracy_and_replaces_the_importance_term(toy_in
         return float((predict_logits(m, test).argmax(1) == test.y).float().mean())
 
     results = {}
-    for name in ("instance_adv", "instance_adv_noretain"):
-        m = get_method(name, num_adv=4, max_steps=3000)
+    for label, name, switches in (("retain", "instance_adv", {}), ("anchors", "instance_adv_noretain", {}),
+                                  ("paper", "instance_adv_noretain", {"anchor_weight": 0.0})):
+        m = get_method(name, num_adv=4, max_steps=3000, **switches)
         out = m.unlearn(model, data.task, seed=0, device="cpu")
-        assert bool((predict_logits(out, data.task.forget).argmax(1) != data.task.forget.y).all()), name
-        results[name] = (test_acc(out), m.use_importance, type(m.optimizer).__name__)
-    assert results["instance_adv"][0] > results["instance_adv_noretain"][0] + 0.1
-    assert results["instance_adv"][1:] == (False, "Adam") and results["instance_adv_noretain"][1:] == (True, "SGD")
+        assert bool((predict_logits(out, data.task.forget).argmax(1) != data.task.forget.y).all()), label
+        results[label] = (test_acc(out), m.use_importance, type(m.optimizer).__name__, m.adv_batches is None)
+    assert min(results["retain"][0], results["anchors"][0]) > results["paper"][0] + 0.1
+    assert results["retain"][1:] == (False, "Adam", False)  # the adversarial CE term stays beside the retain term
+    assert results["anchors"][1:] == (False, "Adam", True)  # the adversarial examples are anchors instead
+    assert results["paper"][1:] == (True, "SGD", False)
     forced = get_method("instance_adv", num_adv=2, max_steps=1, importance=True)
     forced.unlearn(model, data.task, seed=0, device="cpu")
     assert forced.use_importance and forced.retain is not None
+
+
+# -- the anchor term (retain-free) -------------------------------------------------------------------
+def test_anchor_term_is_the_temperature_scaled_kl_from_the_reference():
+    """T^2 KL(softmax(z0 / T) || softmax(z / T)): at T = 2, teacher logits (2 ln 3, 0) give
+    probabilities (3/4, 1/4), student logits (0, 0) give (1/2, 1/2); KL = 3/4 ln(3/2) + 1/4 ln(1/2)."""
+    m = get_method("instance_adv_noretain", anchor_temperature=2.0)
+    teacher = torch.tensor([[2 * np.log(3.0), 0.0]])
+    expected = 4 * (0.75 * np.log(1.5) + 0.25 * np.log(0.5))
+    assert float(m.anchor_term(torch.zeros(1, 2), teacher)) == pytest.approx(expected, rel=1e-5)
+    assert float(m.anchor_term(teacher.clone(), teacher)) == pytest.approx(0.0, abs=1e-7)  # same outputs: no loss
+
+
+def test_anchor_pool_is_the_adversarial_examples_and_third_party_inputs_with_reference_logits(toy_instance):
+    model, data = toy_instance
+    task = data.task
+    m = get_method("instance_adv_noretain", num_adv=3, eps=5.0, max_steps=1)
+    m.unlearn(model, task, seed=0, device="cpu")
+    x, logits = m.anchors
+    assert len(m.adv_x) > 0
+    assert torch.equal(x, torch.cat([m.adv_x, task.third_party.x]))
+    with torch.no_grad():
+        assert torch.allclose(logits, model.eval()(x), atol=1e-5)  # the input model's logits, fixed
+    own = get_method("instance_adv_noretain", num_adv=3, eps=5.0, max_steps=1, anchor_third_party=False)
+    own.unlearn(model, task, seed=0, device="cpu")
+    assert torch.equal(own.anchors[0], m.adv_x)
+    # nothing to anchor on: the paper's regularisers (importance term, SGD, adversarial CE term) again
+    bare = get_method("instance_adv_noretain", adv=False, max_steps=1)
+    bare.unlearn(model, replace(task, third_party=None), seed=0, device="cpu")
+    assert bare.anchors is None and bare.use_importance and type(bare.optimizer).__name__ == "SGD"
+    paper = get_method("instance_adv_noretain", num_adv=3, eps=5.0, max_steps=1, anchor_weight=0.0)
+    paper.unlearn(model, task, seed=0, device="cpu")
+    assert paper.anchors is None and paper.use_importance and paper.adv_batches is not None
+
+
+def test_goal_rechecked_on_pending_instances_and_on_all_once_they_meet_it():
+    """After a step only the instances short of the goal are re-checked; once they all meet it every
+    instance is, so one that met it earlier and relapsed is found before the request stops."""
+    model = torch.nn.Linear(1, 2)
+    with torch.no_grad():  # predicts class 1 everywhere: misclassify is met exactly for the label-0 rows
+        model.weight.zero_()
+        model.bias.copy_(torch.tensor([0.0, 1.0]))
+    forget = Split(torch.zeros(4, 1), torch.tensor([0, 0, 1, 1]))
+    m = get_method("instance_adv_noretain")
+    m.goal, m.targets, m.everyone = "misclassify", None, torch.arange(4)
+    m.met = torch.tensor([False, True, True, False])  # rows 0 and 3 pending; row 2's True is stale
+    assert m.refreshed_goal(model, forget).tolist() == [True, True, True, False]  # row 3 still pending
+    m.met = torch.tensor([False, True, True, True])  # row 0 alone pending: it meets the goal, so all are checked
+    assert m.refreshed_goal(model, forget).tolist() == [True, True, False, False]
 
 
 def test_one_forward_pass_per_step_only_where_no_layer_depends_on_the_batch():
@@ -292,9 +346,10 @@ def test_term_weights_follow_batch_sizes_nominal_or_pending():
 def test_selection_restricts_every_step_and_the_goal_is_still_met(toy_instance, select):
     """instance_adv steps through the iterative family's update: entries outside the selection keep
     their exact values, while the forget instances are still misclassified at the end (retain-free: the
-    retain term would hold a last layer alone in place on this well-separated toy problem)."""
+    retain term or the anchor term would hold a last layer alone in place on this well-separated toy
+    problem, so the paper's regularisers: anchor_weight=0)."""
     model, data = toy_instance
-    m = get_method("instance_adv_noretain", num_adv=4, select=select, select_fraction=0.3)
+    m = get_method("instance_adv_noretain", num_adv=4, select=select, select_fraction=0.3, anchor_weight=0.0)
     out = m.unlearn(model, data.task, seed=0, device="cpu")
     mask = m.update_mask
     assert mask is not None and 0 < sum(float(v.sum()) for v in mask.values()) < sum(v.numel() for v in mask.values())

@@ -28,6 +28,7 @@ Defaults (our tuning on mnist1d mlp/cnn1d, digits/cnn and tabular models unless 
       concept_retain_weight 2, concept_retain_batch 128, concept_stop_tol 0.05, check_size 128,
       check_whole_label off; no retain data: concept_alone_anchor_weight 10, whole_label_coverage
       0.8; concept_share 0.25, concept_min 16 (ours); carry_forgotten on
+    restarts 3, clip_grad_norm None: the iterative family's divergence guard (docs/architecture.md)
 
     >>> model_u = get_method("dist_match").unlearn(model, task, seed=0)   # task.third_party required
     >>> alone = get_method("dist_match_noretain").unlearn(model, task)     # never reads task.retain

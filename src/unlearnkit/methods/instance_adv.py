@@ -1,107 +1,35 @@
-"""Instance-wise unlearning with adversarial examples and weight importance.
+"""Instance-wise unlearning: Cha, Cho, Hwang, Lee, Moon and Lee, "Learning to Unlearn: Instance-wise
+Unlearning for Pre-trained Classifiers", AAAI 2024 (https://arxiv.org/abs/2301.11578).
 
-Cha, Cho, Hwang, Lee, Moon and Lee, "Learning to Unlearn: Instance-wise Unlearning for Pre-trained
-Classifiers", AAAI 2024 (https://arxiv.org/abs/2301.11578); reference code github.com/csm9493/L2UL.
+Until every forget instance meets the ``goal`` (checked after each step) or ``max_steps``:
 
-The paper's method needs only the model and the forget instances (no retain, test or training data):
-``instance_adv_noretain``. Given retain data, ``instance_adv`` adds a retain term (our addition, see
-``retain_weight``). Until every forget instance meets the goal (checked after every step) or
-``max_steps``:
+    paper:     L = w_f L_forget(x_f) + w_a CE(f(x_adv), y_adv) + lam sum_i (1 - Omega_i)(theta_i - theta0_i)^2 / 2
+    retain given (instance_adv):  the importance term replaced by  w_r KL(f0(x_r) || f(x_r))
+    no retain (instance_adv_noretain):  L = L_forget + w_n T^2 KL(f0(x_n) / T || f(x_n) / T),  x_n = x_adv + third_party
+    L_forget = -log(1 - p_y(x_f)) (misclassify) or CE(f(x_f), target) (relabel)
 
-    L = w_f * L_forget(x_f) + w_a * CE(f(x_adv), y_adv) + lam * sum_i (1 - Omega_i) (theta_i - theta0_i)^2 / 2
-        [+ w_r * KL(f0(x_r) || f(x_r))                    retain given; the importance term is then off]
-    L_forget = -CE(f(x_f), y_f)       goal misclassify, forget_loss="neg_ce" (the paper)
-             = -log(1 - p_y(x_f))     goal misclassify, forget_loss="complement" (default, see below)
-             =  CE(f(x_f), t_f)       goal relabel (towards the target label)
-    w_f, w_a = b_f / (b_f + b_a), b_a / (b_f + b_a)         (b_f = min(batch_size, k), b_a = adversarial batch)
+x_adv: targeted L2-PGD examples around each forget instance (attack target y_adv); Omega: MAS
+importance on the forget instances; f0, theta0: the reference model (the first input model of a
+stream of requests with ``carry_state``).
 
-* ``x_adv``: ``num_adv`` targeted L2-PGD adversarial examples per forget instance, computed once
-  from the *original* model, each towards a class drawn uniformly among the non-true classes (the
-  reference's redraw always produced C//2) and labelled with that attack target
-  (representation-level regulariser: keeps the decision boundaries near the forget instances).
-  Examples the attack does not bring to their target under the original model are dropped (the
-  reference keeps them; a wrongly labelled "adversarial" example would teach a wrong label).
-* ``Omega``: MAS importance on the forget instances only, Omega_i = mean_x |d ||f(x)||_2 / d theta_i|
-  (per instance), min-max normalised per tensor; parameters important to the forget instances move
-  freely, the others are pulled towards the original weights theta0 (parameter-level regulariser).
-* ``adv=False, importance=False`` is the plain negative-gradient baseline of the paper, ``adv=True,
-  importance=False`` its "+ adversarial examples" variant; both switches on = the full method.
+Defaults (source):
+    lr 1e-3, momentum 0.9, weight_decay 1e-4, batch_size 32, num_adv 20, reg_lambda 1, adv True,
+        importance (on without a distillation term)                               reference scripts
+    pgd_steps 20, pgd_step_ratio 0.125: the reference's 100 x eps / 40 path in fewer steps   ours, measured
+    optimizer auto (SGD as the reference; Adam beside a distillation term)              ours, measured
+    anchor_weight 10, anchor_temperature 4, anchor_batch 128, anchor_third_party True    ours, measured
+    retain_weight 10, retain_batch 128                  ours, measured on mnist1d/cnn1d 8 x 16 requests
+    adv_batch_size 32 (reference 256), eps 0 = eps_ratio 0.3 x mean forget-input norm   ours, tuned
+    forget_loss complement (paper: neg_ce), pending_only True, nominal_weight True, max_steps 3000,
+        freeze_bn True, max_grad_norm 0, carry_state True, goal auto            ours (see the notes)
+    select all, select_fraction 0.05      SAPS parameter selection, off: the method as published
+The paper's retain-free method: ``instance_adv_noretain`` with ``anchor_weight=0``.
 
-Defaults and where they come from:
-* SGD lr 1e-3, momentum 0.9, weight decay 1e-4, lam 1.0, ``num_adv`` 20 (CIFAR-10), 100 PGD iterations,
-  batches of 32 forget instances: reference scripts (run_unlearn_cifar_imagenet.sh). With the retain
-  term the optimiser is Adam (lr 1e-3; ``optimizer="auto"``), see ``retain_weight``.
-* ``adv_batch_size`` 32 (tuned; reference 256). With 256 the adversarial term gets 256/272 of the
-  loss at k=16 and holds the forget instances in place on our small saturated models: over 3 seeds
-  and a 1000-step cap the goal was met for only 33% (digits/cnn k=16) and 16% (k=64) of the
-  instances, ~80% on mnist1d/cnn1d k=16 and 64. lr 1e-2 with 256 met it on mnist1d k=16 but stalled
-  on digits k=16 (19% on 2 of 3 seeds) and on mnist1d k=64 (~80%); 32 with lr 1e-3 met it everywhere
-  with the nominal weighting below.
-* ``nominal_weight`` (default True): ``b_f`` is the nominal forget batch min(batch_size, k), as in the
-  reference, where every step sees all k <= 32 instances. With ``pending_only`` the actual batch
-  shrinks as instances are forgotten, and weighting by it (``nominal_weight=False``) starves the last
-  ones: digits k=64 needed 1716-2691 steps to misclassify and relabelled only 77% in 3000 steps (seed
-  0), where the nominal weight needs 350-762 and 1231. The actual-batch weight is gentler where it
-  does converge: test drop over seeds 0-2 at k=16, digits 6/4/7 vs 12.8 +- 8.4 points and mnist1d
-  9/17/17 vs 32.0 +- 8.6; choose it for small k.
-* ``eps`` (our scaling): the reference uses eps 4.0 (step 0.1) on [0, 1] CIFAR-10 images (3x32x32),
-  about 14% of the L2 norm of an average CIFAR-10 image (~29), where a targeted attack practically
-  always succeeds. On our small inputs (8x8 digits, mean norm ~3.9; 40-point mnist1d, ~6.4) that
-  relative radius makes only 8% (digits/cnn) and 38% (mnist1d/cnn1d) of the targeted attacks
-  succeed, so eps defaults to ``eps_ratio`` = 0.3 times the mean L2 norm of the forget inputs
-  (digits ~1.16, mnist1d ~1.9; success ~84% and ~77%); at 0.5 every attack succeeds but the
-  examples sit so far out that digits/cnn k=16 no longer reaches the goal in 300 steps. The PGD step
-  is eps / 40 (the reference ratio 0.1 / 4.0); ``eps`` > 0 sets an absolute radius. Adversarial
-  inputs are clipped to the value range of the forget inputs (the reference clips to [0, 1]).
-  The attack is most of a short request's cost: ``pgd_steps=20, pgd_step_ratio=0.125`` (the same
-  path length of 2.5 eps) cut a request from 1.5 s to 0.94 s on mnist1d (20000)/cnn1d 8 x 16 at the
-  same goal success and test accuracy (BENCHMARKS.md, the ``fast`` row).
-* ``forget_loss`` (our choice): our originals are saturated on their training instances (p_y ~ 1 -
-  1e-5), where the gradient of -CE vanishes: with the paper's term the full method did not misclassify
-  a single digits instance in 1000 steps (k=16, seed 0), and the plain variant sat still for ~90 steps and then
-  diverged to NaN. -log(1 - p_y) has the same goal (push p_y down) and a gradient that does not
-  vanish; ``forget_loss="neg_ce"`` restores the paper's term.
-* ``pending_only`` (our choice): each step's forget batch is drawn from the instances that do not
-  meet the goal yet, so instances already forgotten are not pushed further (with all instances the
-  plain variant blew the logits up to NaN while the last instances were still correct).
-* ``max_steps`` 3000: our cap (the reference caps at 1000 passes over the adversarial set); relabelling
-  64 digits needed up to 1231 steps (seed 0).
-* ``retain_weight`` 10, ``retain_batch`` 128 (our addition; used when retain data is given): each
-  step also distils the reference model's (f0: the input model, or the stream's first one) softmax
-  outputs on a random retain batch. Without it, misclassifying typical instances moves the class
-  boundaries for everyone: on mnist1d (20000 signals)/cnn1d, 8 requests of 16 instances took test
-  accuracy from 92.9% to 53.9% (seeds 0-2; 63.0% after the first request); with it, to 90.7%, the
-  goal met after every request (BENCHMARKS.md#continual-deletion-a-stream-of-requests). Weight 3
-  ended at 88.8%, 6 at 89.5% (seed 0). The distillation anchors the function where the
-  weight-importance term anchors the weights; with both (lam 1), later requests stall (seed 0: from
-  request 3 on, the 3000-step cap ends each request with fewer instances misclassified, 10% of the
-  128 after request 8), so ``importance`` defaults to "only without retain data" (lam 0.1 beside
-  weight 10 also works, 90.5%, in more steps). Beside the retain term Adam (lr 1e-3) reaches the goal
-  in less time than the reference's SGD at the same test accuracy (seeds 0-2: 1.5 s vs 2.4 s a
-  request, 90.7% vs 90.5% after request 8). On the tests' toy problem, a model that generalises,
-  the retain term keeps 95% test accuracy where the retain-free method keeps 68%, in 222 steps
-  instead of 182; a request that ends at ``max_steps`` with instances still short of the goal says
-  so in a warning.
-* ``importance``: None (default) = on without retain data (the paper's setting), off when the retain
-  term is active (see above); True or False forces it.
-* ``freeze_bn``: BatchNorm layers stay in eval mode while unlearning and when computing MAS (our
-  choice; the reference runs train mode, where a batch of one forget instance rewrites the running
-  statistics and damages every other prediction).
+    >>> model_u = get_method("instance_adv").unlearn(model, task, seed=0)  # forget (+ retain) instances
+    >>> free = get_method("instance_adv_noretain")     # forget instances (+ third_party inputs) only
+    >>> paper = get_method("instance_adv_noretain", anchor_weight=0.0)
 
-* ``carry_state`` (our choice, for sequential requests; see methods/blocks/instance_stream.py): the
-  instances of earlier requests stay in the goal check (one that relapses is pushed again), and the
-  anchor, the adversarial examples and the importance come from the first request's input model
-  and cover every instance requested so far. Without it every request re-anchors to the model the
-  earlier requests already damaged, and 8 requests of 16 digits took test accuracy from 99.3% to 13%.
-  With it, 8 x 16 on mnist1d (20000)/cnn1d meets the goal after every request; retain-free it still
-  ends 39 points below the original's test accuracy, with the retain term 2.2 points below
-  (BENCHMARKS.md#continual-deletion-a-stream-of-requests).
-
-Example::
-
-    from unlearnkit.methods import get_method
-    model_u = get_method("instance_adv").unlearn(model, task, seed=0)      # forget (+ retain) instances
-    model_u = get_method("instance_adv_noretain").unlearn(model, task)     # the paper: forget data only
+Design notes: docs/methods/instance_adv.md
 """
 
 from __future__ import annotations
@@ -132,58 +60,70 @@ class InstanceAdvParams(SelectionParams):
     goal: str = hp("auto", "misclassify | relabel; auto = the task's metadata['goal'] (else misclassify)",
                    "the two goals of Cha et al. 2024", choices=("auto",) + GOALS)
     lr: float = hp(1e-3, "learning rate", "reference scripts")
-    optimizer: str = hp("auto", "optimiser; auto = adam with the retain term, sgd without",
-                        "reference code (sgd); adam beside the retain term: our measurement (see module doc)",
+    optimizer: str = hp("auto", "optimiser; auto = adam beside the retain or anchor term, sgd without (the paper)",
+                        "reference code (sgd); adam beside a distillation term: our measurement (design notes)",
                         choices=("auto", "sgd", "adam"))
     momentum: float = hp(0.9, "SGD momentum", "reference code", ge=0)
     weight_decay: float = hp(1e-4, "SGD weight decay", "reference code", ge=0)
     max_steps: int = hp(3000, "cap on optimisation steps (stops earlier as soon as the goal is met)", "our choice", ge=1)
     batch_size: int = hp(32, "forget instances per step", "reference code")
     forget_loss: str = hp("complement", "misclassify term: neg_ce = -CE(f(x), y) (paper); complement = "
-                          "-log(1 - p_y), which does not vanish on saturated models", "our choice (see module doc)",
+                          "-log(1 - p_y), which does not vanish on saturated models", "our choice (design notes)",
                           choices=("neg_ce", "complement"))
     pending_only: bool = hp(True, "draw forget batches only from instances that do not meet the goal yet",
-                            "our stabilisation (see module doc); the reference uses all instances")
+                            "our stabilisation (design notes); the reference uses all instances")
     adv: bool = hp(True, "representation-level regulariser: train on adversarial examples", "paper")
     num_adv: int = hp(20, "adversarial examples per forget instance", "reference scripts (CIFAR-10)", ge=1)
     adv_batch_size: int = hp(32, "adversarial examples per step",
-                             "tuned on digits and mnist1d, k in {16, 64} (reference 256; see module doc)", ge=1)
+                             "tuned on digits and mnist1d, k in {16, 64} (reference 256; see the design notes)", ge=1)
     eps: float = hp(0.0, "L2 radius of the attack; 0 = eps_ratio x mean L2 norm of the forget inputs",
                     "reference 4.0 on CIFAR-10; 0 scales it to the data (see eps_ratio)", ge=0)
     eps_ratio: float = hp(0.3, "automatic eps as a fraction of the mean L2 norm of the forget inputs",
-                          "our scaling of the reference eps 4.0 on CIFAR-10 (see module doc)", gt=0)
-    pgd_steps: int = hp(100, "PGD iterations", "reference scripts", ge=1)
-    pgd_step_ratio: float = hp(0.025, "PGD step size as a fraction of eps", "reference 0.1 / 4.0", gt=0)
+                          "our scaling of the reference eps 4.0 on CIFAR-10 (design notes)", gt=0)
+    pgd_steps: int = hp(20, "PGD iterations", "ours: the reference's path of 2.5 eps (100 x eps / 40) in 20 "
+                        "iterations, same results at less cost (design notes)", ge=1)
+    pgd_step_ratio: float = hp(0.125, "PGD step size as a fraction of eps", "ours (reference 0.1 / 4.0 = 0.025 "
+                               "with 100 iterations)", gt=0)
     importance: Optional[bool] = hp(None, "parameter-level regulariser: MAS-weighted pull towards the original; "
-                                    "None = only when no retain data is given (see module doc)",
-                                    "paper (retain-free); off beside the retain term: our measurement")
+                                    "None = only when neither the retain nor the anchor term is active",
+                                    "paper (retain-free); off beside a distillation term: our measurement")
     reg_lambda: float = hp(1.0, "weight lam of the importance regulariser", "reference scripts", ge=0)
     max_grad_norm: float = hp(0.0, "clip the gradient norm of each step to this value (0 = no clipping)",
                               "our addition, off by default")
     nominal_weight: bool = hp(True, "weight the forget term by min(batch_size, k) (True) or by the pending "
                               "instances in the batch (False: gentler, but slow to finish at k=64)",
-                              "reference weights; measured trade-off in the module doc")
-    freeze_bn: bool = hp(True, "keep BatchNorm in eval mode while unlearning", "our choice (see module doc)")
+                              "reference weights; measured trade-off in the design notes")
+    freeze_bn: bool = hp(True, "keep BatchNorm in eval mode while unlearning", "our choice (design notes)")
     retain_weight: float = hp(10.0, "weight of the retain term KL(f0(x_r) || f(x_r)), used when retain data is given",
-                              "our addition, measured on mnist1d/cnn1d 8 x 16 requests (see module doc)", ge=0)
+                              "our addition, measured on mnist1d/cnn1d 8 x 16 requests (design notes)", ge=0)
     retain_batch: int = hp(128, "retain examples per step of the retain term", "our choice", ge=1)
+    anchor_weight: float = hp(10.0, "without retain data: weight of the anchor term, distillation of the reference "
+                              "model on the adversarial examples (+ third_party inputs); 0 = the paper's regularisers",
+                              "our addition, measured on mnist1d/cnn1d 8 x 16 requests (design notes)", ge=0)
+    anchor_temperature: float = hp(4.0, "temperature T of the anchor term T^2 KL(f0(x)/T || f(x)/T)",
+                                   "our measurement (T 1, 2, 4; design notes); Hinton et al. 2015 for the T^2 scale",
+                                   gt=0)
+    anchor_batch: int = hp(128, "anchor inputs per step of the anchor term", "as retain_batch", ge=1)
+    anchor_third_party: bool = hp(True, "add the task's third_party inputs (never trained on) to the anchors "
+                                  "when given", "our addition (design notes)")
     carry_state: bool = hp(True, "sequential requests: keep the instances of earlier requests forgotten, and take "
                            "the anchor, adversarial examples and importance from the first request's input model",
-                           "our choice (see module doc)")
+                           "our choice (design notes)")
 
 
 @register_method
 class InstanceAdv(InstanceTerms, CarriedAcrossRequests, IterativeMethod):
-    """One round of the iterative loop is one step (a forget plus an adversarial batch), until every
-    instance meets the goal or ``max_steps``; ``update`` does the step, so ``select`` and update
-    masks apply as for every iterative method."""
+    """One round of the iterative loop is one step (a forget batch plus an adversarial, retain or anchor
+    batch), until every instance meets the goal or ``max_steps``; ``update`` does the step, so
+    ``select`` and update masks apply as for every iterative method."""
 
     name = "instance_adv"
     summary = ("instance-wise unlearning: forget term + adversarial examples + MAS weight importance (Cha et al. "
-               "2024); given retain data, distillation on it instead of the importance term")
+               "2024); distillation on retain data when given, else on the adversarial examples and third-party "
+               "inputs, instead of the importance term")
     Params = InstanceAdvParams
     requires = ("forget",)
-    optional = ("retain", "corrected")
+    optional = ("retain", "third_party", "corrected")  # third_party: anchors, read only without retain data
 
     def prepare(self, model: nn.Module, task) -> None:
         p = self.params
@@ -193,11 +133,13 @@ class InstanceAdv(InstanceTerms, CarriedAcrossRequests, IterativeMethod):
         reference = self.reference_model()
         retain = task.retain if task.retain is not None and len(task.retain) and p.retain_weight > 0 else None
         self.retain, self.reference = retain, reference
-        self.use_importance = retain is None if p.importance is None else bool(p.importance)
         if self.adv:
             self.adv_x, self.adv_y = self.carried(
                 ("adv_x", "adv_y"), self.adversarial_examples(task.forget.x, task.forget.y, self.num_classes(task),
                                                               attacker=reference))
+        self.anchors = self.anchor_pool(task) if retain is None and p.anchor_weight > 0 else None
+        distilling = retain is not None or self.anchors is not None
+        self.use_importance = not distilling if p.importance is None else bool(p.importance)
         if self.use_importance:
             sums, count = self.carried_importance(reference, task.forget.x)
             self.weights = {n: 1.0 - w for n, w in normalise_per_tensor(sums, count).items()}
@@ -208,8 +150,8 @@ class InstanceAdv(InstanceTerms, CarriedAcrossRequests, IterativeMethod):
         forget = self.task.forget
         self.labels = self.targets if self.goal == "relabel" else forget.y
         self.everyone = torch.arange(len(forget), device=forget.y.device)
-        self.adv_batches = (self.cycle(self.adv_x, self.adv_y, p.adv_batch_size)
-                            if self.adv and len(self.adv_y) else None)
+        self.adv_batches = (self.cycle(self.adv_x, self.adv_y, p.adv_batch_size)  # anchors: soft targets instead
+                            if self.adv and len(self.adv_y) and self.anchors is None else None)
         self.met = self.goal_status(model, forget)
 
     def epoch_count(self) -> int:
@@ -221,7 +163,7 @@ class InstanceAdv(InstanceTerms, CarriedAcrossRequests, IterativeMethod):
     def run_epoch(self, epoch: int) -> None:
         """One step on the forget instances that do not meet the goal yet (all of them without
         ``pending_only``), weighted against one adversarial batch, plus the retain term (retain data
-        given) and/or the importance penalty."""
+        given) or the anchor term, and/or the importance penalty."""
         if bool(self.met.all()):  # met before the first step: nothing to do
             return
         p, model, forget = self.params, self.model, self.task.forget
@@ -237,6 +179,10 @@ class InstanceAdv(InstanceTerms, CarriedAcrossRequests, IterativeMethod):
             x_r = self.retain.x[torch.randint(len(self.retain), (p.retain_batch,), generator=self.generator)
                                 .to(self.retain.x.device)]
             inputs.append(x_r)
+        elif self.anchors is not None:
+            pick = torch.randint(len(self.anchors[0]), (p.anchor_batch,), generator=self.generator)
+            pick = pick.to(self.anchors[0].device)
+            inputs.append(self.anchors[0][pick])
         outputs = self.forward_together(model, inputs)
         loss = self.forget_loss(outputs[0], y_f)
         if self.adv_batches is not None:
@@ -244,11 +190,13 @@ class InstanceAdv(InstanceTerms, CarriedAcrossRequests, IterativeMethod):
             loss = w_f * loss + w_a * F.cross_entropy(outputs[1], y_a)
         if self.retain is not None:
             loss = loss + p.retain_weight * self.retain_term(outputs[-1], x_r)
+        elif self.anchors is not None:
+            loss = loss + p.anchor_weight * self.anchor_term(outputs[-1], self.anchors[1][pick])
         if self.use_importance:
             loss = loss + p.reg_lambda * self.importance_penalty(model)
         self.update(loss)
         self.steps += 1
-        self.met = self.goal_status(model, forget)
+        self.met = self.refreshed_goal(model, forget)
 
     def finish(self, model: nn.Module, task) -> None:
         missed = int((~self.met).sum())
@@ -256,12 +204,13 @@ class InstanceAdv(InstanceTerms, CarriedAcrossRequests, IterativeMethod):
             log.warning("instance_adv: %d of %d forget instances do not meet the goal %r after max_steps=%d; raise "
                         "max_steps%s", missed, len(self.met), self.goal, self.params.max_steps,
                         " or lower retain_weight (the retain term holds them in place)" if self.retain is not None
+                        else " or lower anchor_weight (the anchor term holds them in place)" if self.anchors is not None
                         else "")
 
     def optimizer_name(self) -> str:
-        """``auto``: Adam beside the retain term, the reference's SGD without it (see module doc)."""
+        """``auto``: Adam beside the retain or anchor term, the reference's SGD without them."""
         if self.params.optimizer == "auto":
-            return "adam" if self.retain is not None else "sgd"
+            return "adam" if self.retain is not None or self.anchors is not None else "sgd"
         return self.params.optimizer
 
     def after_backward(self) -> None:
@@ -302,7 +251,7 @@ class InstanceAdv(InstanceTerms, CarriedAcrossRequests, IterativeMethod):
     def term_weights(self, forget_batch: int, adv_batch: int, k: int) -> tuple[float, float]:
         """Weights b_f / (b_f + b_a) and b_a / (b_f + b_a) of the forget and adversarial terms.
         ``pending_only`` shrinks the actual forget batch as instances are forgotten; with
-        ``nominal_weight`` b_f stays min(batch_size, k), the reference's weight (see module doc)."""
+        ``nominal_weight`` b_f stays min(batch_size, k), the reference's weight (design notes)."""
         b_f = min(self.params.batch_size, k) if self.params.nominal_weight else forget_batch
         return b_f / (b_f + adv_batch), adv_batch / (b_f + adv_batch)
 
@@ -317,14 +266,26 @@ class InstanceAdv(InstanceTerms, CarriedAcrossRequests, IterativeMethod):
         others = logits.masked_fill(F.one_hot(labels, logits.shape[1]).bool(), float("-inf"))
         return (logits.logsumexp(1) - others.logsumexp(1)).mean()
 
-    def goal_status(self, model: nn.Module, forget) -> torch.Tensor:
-        """Per forget instance (eval mode): does it meet the goal?"""
+    def goal_status(self, model: nn.Module, forget, rows: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """Per forget instance (eval mode; only ``rows`` when given): does it meet the goal?"""
+        x, y, targets = forget.x, forget.y, self.targets
+        if rows is not None:
+            x, y, targets = x[rows], y[rows], None if targets is None else targets[rows]
         was = model.training
         model.eval()
         with torch.no_grad():
-            ok = goal_met(model(forget.x), forget.y, self.goal, self.targets)
+            ok = goal_met(model(x), y, self.goal, targets)
         model.train(was)
         return ok
+
+    def refreshed_goal(self, model: nn.Module, forget) -> torch.Tensor:
+        """The goal after a step: re-checked on the instances that did not meet it, and on every
+        instance once those all do (one that met it earlier may have relapsed). A request thus stops
+        only when every instance meets the goal at once, without a pass over all of them every step."""
+        met = self.met.clone()
+        pending = self.everyone[~met]
+        met[pending] = self.goal_status(model, forget, pending)
+        return self.goal_status(model, forget) if bool(met.all()) else met
 
     def train_mode(self, model: nn.Module) -> None:
         model.train()

@@ -1,7 +1,8 @@
-"""The three terms ``instance_adv`` adds to its forget loss: adversarial examples (representation-level
-regulariser), MAS weight importance (parameter-level regulariser) and, given retain data, the retain
-term, and the targeted L2 PGD that makes the adversarial examples. A mixin of ``InstanceAdv``: it reads ``self.params``,
-``self.generator``, ``self.original``, ``self.reference`` and ``self.train_mode``.
+"""The terms ``instance_adv`` adds to its forget loss: adversarial examples (representation-level
+regulariser), MAS weight importance (parameter-level regulariser), given retain data the retain term,
+and without it the anchor term; and the targeted L2 PGD that makes the adversarial examples. A mixin
+of ``InstanceAdv``: it reads ``self.params``, ``self.generator``, ``self.original``, ``self.reference``,
+``self.adv_x`` and ``self.train_mode``.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from torch.nn import functional as F
 
 from ...errors import DataError
 from .gradients import gradient_sum
+from .peers import kl_teacher_student
 from .instance_stream import normalise_per_tensor
 
 log = logging.getLogger(__name__)
@@ -118,6 +120,27 @@ class InstanceTerms:
         with torch.no_grad():
             target = F.log_softmax(self.reference(x), dim=1)
         return F.kl_div(F.log_softmax(logits, dim=1), target, reduction="batchmean", log_target=True)
+
+    def anchor_pool(self, task) -> Optional[tuple[torch.Tensor, torch.Tensor]]:
+        """Inputs of the anchor term and the reference model's logits on them: the adversarial
+        examples (of every request so far with ``carry_state``), plus the task's third_party inputs
+        when given and ``anchor_third_party``; None when there are none."""
+        parts = [self.adv_x] if self.adv and len(self.adv_x) else []
+        third = task.third_party
+        if self.params.anchor_third_party and third is not None and len(third):
+            parts.append(third.x)
+        if not parts:
+            return None
+        x = torch.cat(parts)
+        with torch.no_grad():  # the reference is in eval mode
+            logits = torch.cat([self.reference(chunk) for chunk in x.split(1024)])
+        return x, logits
+
+    def anchor_term(self, logits: torch.Tensor, reference_logits: torch.Tensor) -> torch.Tensor:
+        """T^2 KL(softmax(z0 / T) || softmax(z / T)) over an anchor batch (``logits`` = z = f(x), z0 =
+        the reference's): at T > 1 the reference's smaller logits, not only its top class, are kept."""
+        t = self.params.anchor_temperature
+        return kl_teacher_student(logits, F.softmax(reference_logits / t, dim=1), t)
 
     def importance_penalty(self, model: nn.Module) -> torch.Tensor:
         total: Optional[torch.Tensor] = None
