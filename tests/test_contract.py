@@ -11,7 +11,6 @@ import dataclasses
 import time
 
 import pytest
-import torch
 
 from unlearnkit.methods import METHODS, ClosedFormMethod, IterativeMethod, get_method
 from unlearnkit.data.split import Split
