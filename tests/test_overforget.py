@@ -144,3 +144,17 @@ def test_the_row_records_the_flag(tmp_path):
     assert rows["rl"]["overforget"] is True and rows["ga"]["overforget"] is False
     assert 0 <= rows["rl"]["overforget_auc"] <= 1 and rows["rl"]["restarts"] == 0
     assert "overforget" not in rows["original"]
+
+
+def test_the_receipt_records_the_flag_and_what_to_try(memorised):
+    from unlearnkit.ledger.receipt import unlearn_with_receipt
+
+    model, task = memorised
+    splits = {"forget": task.forget, "retain": task.retain, "test": task.test}
+    with pytest.warns(OverForgetWarning):
+        pushed = unlearn_with_receipt(model, method="rl", lr=0.01, **splits).receipt["over_forgetting"]
+    assert pushed["overforget"] is True and pushed["hint"].startswith("fewer epochs")
+    kept = unlearn_with_receipt(model, method="original", **splits).receipt["over_forgetting"]
+    assert kept == {"skipped": "original does not change the model"}
+    unseen_free = unlearn_with_receipt(model, method="ft", epochs=1, forget=task.forget, retain=task.retain)
+    assert "no unseen" in unseen_free.receipt["over_forgetting"]["skipped"]

@@ -254,6 +254,9 @@ def _print_summary(receipt: dict[str, Any], out: Path, req: request.Request, pre
         print(f"  {name:<13} {_pct(before.get(name))} -> {_pct(after.get(name))}")
     if receipt["no_op"]:
         print("  warning: no-op - the forget predictions and loss did not change; try a stronger setting")
+    if receipt["over_forgetting"].get("overforget"):
+        print("  warning: over-forgetting - the forget set now looks less familiar than unseen data "
+              f"(retraining would leave it like unseen data); try {receipt['over_forgetting']['hint']}")
     if "audit" in receipt:
         au = receipt["audit"]
         print(f"  U-LiRA ({au['shadow_models']} shadow pairs): attack accuracy {au['ulira_acc']:.3f}, "

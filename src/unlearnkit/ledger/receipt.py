@@ -32,7 +32,7 @@ from ..errors import DataError, MissingSplitError
 from ..evaluation import evaluate, predict_logits
 from ..evaluation.metrics import mean_loss
 from ..methods import UnlearningMethod, method_and_task
-from ..methods.blocks.noop import NOOP_REL_TOL, is_noop
+from ..methods.blocks.noop import NOOP_REL_TOL, is_noop, not_applicable
 from ..task import UnlearningTask
 from ..training import TrainRecipe
 from ..utils import Timer, resolve_device, to_jsonable, warm_up_torch
@@ -65,6 +65,17 @@ def forget_change(before: nn.Module, after: nn.Module, forget: Split) -> dict[st
     return {"no_op": is_noop(changed, loss_before, loss_after), "forget_predictions_changed": changed,
             "forget_loss_before": loss_before, "forget_loss_after": loss_after,
             "tolerance": {"rtol": NOOP_REL_TOL}}
+
+
+def over_forgetting(algorithm: UnlearningMethod, task: UnlearningTask) -> dict[str, Any]:
+    """The over-forgetting check the call ran (``methods.blocks.noop.check_overforget``): its report with
+    the ``overforget`` flag (and what to try when it is set), or ``{"skipped": reason}`` where it could not apply."""
+    if not algorithm.changes_model:
+        return {"skipped": f"{algorithm.name} does not change the model"}
+    report = algorithm.overforget
+    if report is not None:
+        return {**report.to_dict(), "hint": algorithm.overforget_hint} if report.overforget else report.to_dict()
+    return {"skipped": not_applicable(task) or "no class of the forget set has unseen (test or third-party) examples"}
 
 
 def software_versions() -> dict[str, str]:
@@ -129,6 +140,7 @@ def unlearn_with_receipt(
         "wall_time_s": {"unlearn": timer.seconds},
     }
     receipt.update(_evidence(model, unlearned, task, seed, receipt["wall_time_s"]))
+    receipt["over_forgetting"] = over_forgetting(algorithm, task)
     receipt["drift"] = assess_drift(receipt, link.previous, limits)
     return UnlearningResult(unlearned, seal(to_jsonable(receipt), key))
 
