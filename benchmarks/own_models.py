@@ -1,6 +1,7 @@
 """Models outside the zoo, unlearned through the Python API as a user would, with and without retain data.
 
-    OMP_NUM_THREADS=1 python benchmarks/own_models.py [--seeds 0,1,2] [--methods dist_match,dist_match_noretain]
+    OMP_NUM_THREADS=1 python benchmarks/own_models.py [--seeds 0,1,2] [--methods dist_match,dist_match_noretain] \
+        [--out DIR]
 
 Noisy synthetic tabular data (scikit-learn's ``make_classification``: 20 features, 4 classes, 15% of the
 labels flipped), split 60/20/20 into training, test and third-party (never trained on) data. Three
@@ -14,15 +15,18 @@ training set, drawn at random, is deleted:
   a ``*_noretain`` method gets no retain data at all (``retain=None``).
 
 Prints one markdown table per model: forget / retain / test accuracy and MIA-efficacy (``unlearnkit.evaluate``),
-mean over seeds, the average gap to Retrain of the seed means, and the unlearning time.
+mean over seeds, the average gap to Retrain of the seed means, and the unlearning time. With ``--out``, also
+writes every row to ``DIR/results.json`` (one experiment per model, ``grp`` naming it) for ``make tables``.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import time
 import warnings
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -113,15 +117,24 @@ def main() -> None:
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--methods", default="dist_match,dist_match_noretain")
     parser.add_argument("--models", default=",".join(MODELS))
+    parser.add_argument("--out", type=Path, help="also write the rows to OUT/results.json")
     args = parser.parse_args()
     torch.set_num_threads(1)
     warnings.filterwarnings("ignore", category=unlearnkit.NoOpWarning)
     logging.basicConfig(level=logging.WARNING)
     seeds = [int(s) for s in args.seeds.split(",")]
+    rows = []
     for name in args.models.split(","):
         per_seed = [one_seed(name, s, args.methods.split(",")) for s in seeds]
         logging.getLogger(__name__).warning("%s done", name)
         print(table(name, per_seed), "\n", flush=True)
+        rows += [{"grp": f"tabular/{name}/random(forget_size=0.1)", "method": method, "seed": seed, **values}
+                 for seed, by_method in zip(seeds, per_seed) for method, values in by_method.items()]
+    if args.out:
+        args.out.mkdir(parents=True, exist_ok=True)
+        config = {"script": "benchmarks/own_models.py", "seeds": seeds, "methods": args.methods.split(","),
+                  "models": args.models.split(",")}
+        (args.out / "results.json").write_text(json.dumps({"config": config, "rows": rows}, indent=1))
 
 
 if __name__ == "__main__":

@@ -19,7 +19,7 @@ from unlearnkit.errors import NoOpWarning
 from unlearnkit.evaluation import accuracy
 from unlearnkit.methods import METHODS, get_method
 from unlearnkit.models import build_model
-from unlearnkit.methods.blocks.dist_match_stats import (auc_stop, gaussian_mmd2, median_bandwidth, mirror_correction,
+from unlearnkit.methods.blocks.dist_match.stats import (auc_stop, gaussian_mmd2, median_bandwidth, mirror_correction,
                                                   quantile_targets, stratified_auc, two_sample_auc)
 from unlearnkit.methods.dist_match import lira_confidence
 from unlearnkit.scenarios import get_scenario

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from unlearnkit.methods import get_method
-from unlearnkit.methods.blocks.dist_match_stats import auc_stop, two_sample_auc
+from unlearnkit.methods.blocks.dist_match.stats import auc_stop, two_sample_auc
 from conftest import make_toy
 
 

@@ -13,9 +13,9 @@ from torch.nn import functional as F
 from unlearnkit.data import load_dataset
 from unlearnkit.data.split import Split
 from unlearnkit.methods import RequestState, get_method
-from unlearnkit.methods.blocks.dist_match_stats import (covered, gaussian_mmd2, relative_logit_distance,
+from unlearnkit.methods.blocks.dist_match.stats import (covered, gaussian_mmd2, relative_logit_distance,
                                                         saturation_temperature)
-from unlearnkit.methods.blocks.dist_match_stream import first_model_logits, with_earlier_requests
+from unlearnkit.methods.blocks.dist_match.stream import first_model_logits, with_earlier_requests
 from unlearnkit.methods.blocks.forget_loss import logit_confidence
 from unlearnkit.models import build_model
 from unlearnkit.scenarios import get_scenario

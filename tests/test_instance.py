@@ -15,7 +15,7 @@ from unlearnkit.data.split import Split
 from unlearnkit.errors import DataError, HyperparameterError, MissingSplitError
 from unlearnkit.evaluation.metrics import predict_logits
 from unlearnkit.methods import get_method
-from unlearnkit.methods.blocks.instance_terms import targeted_l2_pgd
+from unlearnkit.methods.blocks.instance.terms import targeted_l2_pgd
 from unlearnkit.methods.instance_adv import InstanceAdv
 from unlearnkit.methods.iterative import IterativeMethod
 from unlearnkit.scenarios import get_scenario

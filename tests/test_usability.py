@@ -120,16 +120,19 @@ def test_audit_report_reads_its_ceiling_and_resolution_from_the_numbers():
     assert separable_fq(32, "clopper_pearson") < 0.1 and resolution_warning(32, rows) == ""
 
 
-# -- README and --help agree with the code ------------------------------------------------------------
-README = Path(__file__).resolve().parents[1] / "README.md"
+# -- README, docs/cli.md and --help agree with the code -----------------------------------------------
+ROOT = Path(__file__).resolve().parents[1]
+#: the pages that show commands to paste
+COMMAND_PAGES = (ROOT / "README.md", ROOT / "docs" / "cli.md")
 
 
 def readme_commands() -> list[list[str]]:
-    """Every ``unlearnkit ...`` command in README's shell blocks and inline code, as argv lists."""
+    """Every ``unlearnkit ...`` command in the shell blocks and inline code of the README and the
+    command-line page, as argv lists."""
     import re
     import shlex
 
-    text = README.read_text()
+    text = "\n".join(page.read_text() for page in COMMAND_PAGES)
     lines = []
     for block in re.findall(r"```bash\n(.*?)```", text, flags=re.S):
         lines += block.replace("\\\n", " ").splitlines()
@@ -154,7 +157,7 @@ def test_every_readme_command_parses():
         except SystemExit as exc:  # --help exits 0; a bad flag exits 2
             if exc.code == 0:
                 continue
-            raise AssertionError(f"README command does not parse: unlearnkit {' '.join(argv)}") from exc
+            raise AssertionError(f"documented command does not parse: unlearnkit {' '.join(argv)}") from exc
 
 
 def test_readme_yaml_example_is_the_documented_command(tmp_path):
@@ -163,7 +166,7 @@ def test_readme_yaml_example_is_the_documented_command(tmp_path):
     from unlearnkit.cli import build_parser
     from unlearnkit.cli.common import config_from_args
 
-    text = README.read_text()
+    text = (ROOT / "docs" / "cli.md").read_text()
     example = re.search(r"A complete `experiment.yaml`.*?```yaml\n(.*?)```", text, flags=re.S).group(1)
     (tmp_path / "experiment.yaml").write_text(example)
     command = next(c for c in readme_commands() if c[:1] == ["run"] and "--forget-class" in c)

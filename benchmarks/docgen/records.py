@@ -56,6 +56,8 @@ class Record:
                     return {"rows": store.result_rows(), "runs": store.runs(), "results": None}
         if (self.folder / "results.json").is_file():
             results = json.loads((self.folder / "results.json").read_text())
+            if all("grp" in r for r in results["rows"]):  # a script's rows that name their experiments
+                return {"rows": results["rows"], "runs": [], "results": results}
             grp = group_label(results["config"])
             return {"rows": [{"grp": grp, **r} for r in results["rows"]], "runs": [], "results": results}
         raise RecordError(f"record {self.name!r} holds neither store.jsonl nor results.json")

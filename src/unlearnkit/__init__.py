@@ -14,8 +14,8 @@ from torch import nn
 
 from ._version import __version__
 from .data import DATASETS, DatasetBundle, Split, as_split, load_dataset
-from .errors import (DataError, HyperparameterError, MissingSplitError, NoOpWarning, UnknownNameError,
-                     UnlearnkitError)
+from .errors import (DataError, DivergenceWarning, HyperparameterError, MissingSplitError, NoOpWarning,
+                     OverForgetWarning, UnknownNameError, UnlearnkitError)
 from .evaluation import evaluate
 from .io import load_model, save_model
 from .methods import METHODS, RequestState, get_method, list_methods, method_and_task
@@ -66,8 +66,8 @@ def audit(*args: Any, **kwargs: Any) -> dict[str, Any]:
 
 
 __all__ = [
-    "DATASETS", "METHODS", "MODELS", "SCENARIOS", "DataError", "DatasetBundle", "HyperparameterError",
-    "MissingSplitError", "NoOpWarning", "RequestState", "Split", "TrainRecipe", "UnknownNameError", "UnlearningTask", "UnlearnkitError",
+    "DATASETS", "METHODS", "MODELS", "SCENARIOS", "DataError", "DatasetBundle", "DivergenceWarning",
+    "HyperparameterError", "MissingSplitError", "NoOpWarning", "OverForgetWarning", "RequestState", "Split", "TrainRecipe", "UnknownNameError", "UnlearningTask", "UnlearnkitError",
     "__version__", "as_split", "audit", "build_model", "evaluate", "get_method", "get_scenario", "list_methods",
     "load_dataset", "load_model", "save_model", "train_model", "unlearn", "unlearn_with_receipt",
     "UnlearningResult", "weights_sha256",

@@ -47,10 +47,10 @@ from torch import nn
 from torch.nn import functional as F
 
 from ..data.split import Split
-from .blocks.dist_match_retention import Retention, concat_or_none
-from .blocks.dist_match_stats import (auc_stop, gaussian_mmd2, mirror_correction, quantile_targets,
+from .blocks.dist_match.retention import Retention, concat_or_none
+from .blocks.dist_match.stats import (auc_stop, gaussian_mmd2, mirror_correction, quantile_targets,
                                       saturation_temperature, stratified_auc, two_sample_auc)
-from .blocks.dist_match_stream import with_earlier_requests
+from .blocks.dist_match.stream import with_earlier_requests
 from .blocks.forget_loss import logit_confidence as lira_confidence
 from .base import hp, register_method
 from .iterative import IterativeMethod, IterativeParams

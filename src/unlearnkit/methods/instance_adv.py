@@ -47,8 +47,8 @@ from ..data.split import Split
 from ..errors import DataError
 from ..goals import GOALS, goal_met, highest_wrong_class
 from ..params import hp
-from .blocks.instance_stream import CarriedAcrossRequests, normalise_per_tensor
-from .blocks.instance_terms import InstanceTerms
+from .blocks.instance.stream import CarriedAcrossRequests, normalise_per_tensor
+from .blocks.instance.terms import InstanceTerms
 from .base import SelectionParams, register_method
 from .iterative import IterativeMethod
 

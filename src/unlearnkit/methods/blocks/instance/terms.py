@@ -14,10 +14,10 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from ...errors import DataError
-from .gradients import gradient_sum
-from .peers import kl_teacher_student
-from .instance_stream import normalise_per_tensor
+from ....errors import DataError
+from ..gradients import gradient_sum
+from ..peers import kl_teacher_student
+from .stream import normalise_per_tensor
 
 log = logging.getLogger(__name__)
 

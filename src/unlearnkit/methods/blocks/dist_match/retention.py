@@ -10,7 +10,7 @@ it reads ``self.params``, ``self.task``, ``self.mode``, ``self.original``, ``sel
   slide when the original is sure. In subset mode its weight starts high and shrinks
   (``alone_anchor_decay``) after every epoch whose progress falls behind the pace that would finish
   within the epoch cap (the strongest anchor that still lets the match finish); in a stream of
-  requests its reference is the first model's outputs (dist_match_stream.py). In concept mode
+  requests its reference is the first model's outputs (stream.py). In concept mode
   (weight ``concept_alone_anchor_weight``) it covers every unseen sample except those of the
   forgotten labels that the forget set covers (``covered``): what the forget set leaves of its labels
   keeps its outputs. A forget set that covers its label's unseen samples nearly as often as a uniform
@@ -30,10 +30,10 @@ from typing import Optional
 import torch
 from torch.nn import functional as F
 
-from ...data.split import Split
-from .dist_match_stats import centred_logits, covered, relative_logit_distance
-from .dist_match_stream import first_model_logits
-from .forget_loss import logit_confidence
+from ....data.split import Split
+from .stats import centred_logits, covered, relative_logit_distance
+from .stream import first_model_logits
+from ..forget_loss import logit_confidence
 
 
 class Retention:
@@ -56,7 +56,7 @@ class Retention:
             self.anchor_set = tp.subset(torch.nonzero(keep).squeeze(1).cpu())
         with torch.no_grad():
             self.anchor_logits = torch.cat([self.original(x) for x, _ in self.anchor_set.batches(512)])
-        if self.relative_anchor:  # in a stream: the first model's outputs (dist_match_stream.py)
+        if self.relative_anchor:  # in a stream: the first model's outputs (stream.py)
             self.anchor_logits = first_model_logits(self.anchor_set.x, self.anchor_logits, self.state,
                                                     self.params.carry_forgotten)
         self.anchor_log_probs = F.log_softmax(self.anchor_logits, 1)

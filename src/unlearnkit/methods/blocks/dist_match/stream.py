@@ -20,8 +20,8 @@ from dataclasses import replace
 
 import torch
 
-from ...data.split import Split
-from .state import RequestState
+from ....data.split import Split
+from ..state import RequestState
 
 
 def with_earlier_requests(task, state: RequestState, carry: bool):
