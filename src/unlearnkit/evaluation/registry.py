@@ -193,7 +193,7 @@ def forget_loss(model: nn.Module, inputs: MetricInputs) -> float:
 
 
 declare_metric("time_s", label="Time (s)", unit="s", better="lower", digits=2)
-# sequential deletion requests (bench/continual.py): the stream's clock so far, and Retrain's
+# sequential deletion requests (bench/pipeline/continual.py): the stream's clock so far, and Retrain's
 declare_metric("cum_time_s", label="Cum. time (s)", unit="s", better="lower", digits=2, table=False)
 declare_metric("retrain_time_s", label="One Retrain (s)", unit="s", better="lower", digits=2, table=False)
 declare_metric("cum_retrain_time_s", label="Cum. Retrain time (s)", unit="s", better="lower", digits=2, table=False)

@@ -42,7 +42,7 @@ class RetrainThresholds(Hyperparameters):
     removed_share: Optional[float] = hp(0.10, "share of the first model's training rows removed by approximate "
                                         "methods since the last exact model", "our choice: the largest single "
                                         "request the benchmarks measure; over streams of 2% requests the gap to "
-                                        "Retrain compounds (BENCHMARKS.md, continual deletion)", gt=0, le=1)
+                                        "Retrain compounds (the continual-deletion benchmark)", gt=0, le=1)
     forget_gap: Optional[float] = hp(10.0, "|forget - test accuracy| after unlearning, in points (and more than "
                                      "twice its standard error)", "our choice", ge=0)
     ulira_acc: Optional[float] = hp(0.70, "U-LiRA accuracy of the audit above which the method's results are told "

@@ -62,7 +62,7 @@ class BadTeacherParams(IterativeParams):
     momentum: float = hp(0.9, "SGD momentum (used only with optimizer=sgd)", "unused: the optimiser is Adam")
     temperature: float = hp(1.0, "KL temperature T", "reference code")
     retain_fraction: float = hp(1.0, "fraction of the retain set distilled from the original",
-                                "tuned on digits/cnn (reference notebook 0.3), see BENCHMARKS.md#tuning-of-method-defaults", ge=0, le=1)
+                                "tuned on digits/cnn (reference notebook 0.3), see docs/methods/tuning.md#tuning-of-method-defaults", ge=0, le=1)
 
 
 @register_method

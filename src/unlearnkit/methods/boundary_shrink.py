@@ -55,7 +55,7 @@ def fgsm_nearest_wrong_labels(model: nn.Module, x: torch.Tensor, y: torch.Tensor
 @dataclass
 class BoundaryShrinkParams(IterativeParams):
     epochs: int = hp(10, "fine-tuning epochs on the relabelled forget set", "reference")
-    lr: float = hp(3e-4, "SGD learning rate", "tuned on digits/cnn (reference 1e-5), see BENCHMARKS.md#tuning-of-method-defaults")
+    lr: float = hp(3e-4, "SGD learning rate", "tuned on digits/cnn (reference 1e-5), see docs/methods/tuning.md#tuning-of-method-defaults")
     weight_decay: float = hp(0.0, "weight decay", "reference (SGD without weight decay)")
     eps: float = hp(0.1, "FGSM step size (L-inf)", "reference bound")
     batch_size: int = hp(64, "mini-batch size", "reference (Boundary Unlearning code)")

@@ -36,7 +36,7 @@ from .iterative import IterativeMethod
 @dataclass
 class GAParams(ReferenceSGDParams):
     epochs: int = hp(5, "ascent epochs on forget", "Jia et al. 2023 scripts")
-    lr: float = hp(0.01, "SGD learning rate", "tuned (reference 1e-4), see BENCHMARKS.md#tuning-of-method-defaults")
+    lr: float = hp(0.01, "SGD learning rate", "tuned (reference 1e-4), see docs/methods/tuning.md#tuning-of-method-defaults")
     forget_loss: str = hp("ce", FORGET_LOSS_HELP, "reference: ce", choices=FORGET_LOSSES)
 
 

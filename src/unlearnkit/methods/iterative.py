@@ -58,7 +58,7 @@ class IterativeParams(SelectionParams):
     retain_budget: Optional[int] = hp(None, "retain examples the run may read: a random subset of this size, "
                                       "drawn once from the seed, replaces the retain set (cost stops growing "
                                       "with the data set); None = the whole retain set",
-                                      "our option, see BENCHMARKS.md#scaling", ge=1)
+                                      "our option (the cost of a run stops growing with the data set)", ge=1)
     restarts: int = hp(DEFAULT_RESTARTS, "divergence guard: when a run diverges, restart it from the input model "
                        "with the gradient norm clipped at 1, then also every learning rate halved, at most this many "
                        "times (0 = fail at once)", "our choice, see docs/architecture.md#divergence-guard", ge=0)

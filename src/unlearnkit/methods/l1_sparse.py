@@ -37,8 +37,8 @@ from .iterative import IterativeMethod
 @dataclass
 class L1SparseParams(ReferenceSGDParams):
     epochs: int = hp(10, "fine-tuning epochs on retain", "Jia et al. 2023 scripts")
-    lr: float = hp(0.03, "SGD learning rate", "tuned (reference 0.01), see BENCHMARKS.md#tuning-of-method-defaults")
-    alpha: float = hp(1e-3, "initial L1 weight, decayed linearly to 0", "tuned (reference 1e-4), see BENCHMARKS.md#tuning-of-method-defaults")
+    lr: float = hp(0.03, "SGD learning rate", "tuned (reference 0.01), see docs/methods/tuning.md#tuning-of-method-defaults")
+    alpha: float = hp(1e-3, "initial L1 weight, decayed linearly to 0", "tuned (reference 1e-4), see docs/methods/tuning.md#tuning-of-method-defaults")
 
 
 def l1_norm(model: torch.nn.Module) -> torch.Tensor:

@@ -41,9 +41,9 @@ from .iterative import IterativeMethod
 @dataclass
 class NegGradPlusParams(ReferenceSGDParams):
     epochs: int = hp(5, "epochs over the retain set", "Unlearn-Sparse / RUM command (--unlearn_epochs 5)")
-    lr: float = hp(0.03, "SGD learning rate", "tuned, see BENCHMARKS.md#tuning-of-method-defaults")
+    lr: float = hp(0.03, "SGD learning rate", "tuned, see docs/methods/tuning.md#tuning-of-method-defaults")
     alpha: float = hp(0.9, "weight of the retain loss; 1 - alpha weighs the forget ascent",
-                      "tuned, see BENCHMARKS.md#tuning-of-method-defaults")
+                      "tuned, see docs/methods/tuning.md#tuning-of-method-defaults")
     forget_loss: str = hp("ce", FORGET_LOSS_HELP, "reference: ce", choices=FORGET_LOSSES)
 
 

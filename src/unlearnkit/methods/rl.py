@@ -45,7 +45,7 @@ def random_wrong_labels(y: torch.Tensor, num_classes: int, generator: torch.Gene
 @dataclass
 class RLParams(ReferenceSGDParams):
     epochs: int = hp(10, "epochs over forget(random labels) + retain", "Fan et al. 2024 scripts")
-    lr: float = hp(0.003, "SGD learning rate", "tuned (reference 0.01), see BENCHMARKS.md#tuning-of-method-defaults")
+    lr: float = hp(0.003, "SGD learning rate", "tuned (reference 0.01), see docs/methods/tuning.md#tuning-of-method-defaults")
 
 
 @register_method

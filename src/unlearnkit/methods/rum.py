@@ -42,7 +42,7 @@ from .neggrad_plus import NegGradPlus
 
 LEVELS = ("low", "mid", "high")
 _REF = ("neggrad_plus default (tuned); reference main_rum_proxy.py: alpha 0.99/0.97/0.97, "
-        "lr 0.01/0.01/0.001, epochs 5/5/10 (low/mid/high), see BENCHMARKS.md#rum-and-scar")
+        "lr 0.01/0.01/0.001, epochs 5/5/10 (low/mid/high), see docs/methods/tuning.md#rum-and-scar")
 
 
 def curvature_scores(model: nn.Module, split: Split, h: float, batch_size: int = 256) -> torch.Tensor:

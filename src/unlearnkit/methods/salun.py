@@ -61,7 +61,7 @@ def saliency_mask(model: nn.Module, forget: Split, fraction: float, batch_size: 
 @dataclass
 class SalUnParams(ReferenceSGDParams):
     epochs: int = hp(10, "epochs over forget(random labels) + retain", "SalUn reference scripts (CIFAR-10)")
-    lr: float = hp(0.001, "SGD learning rate", "tuned on digits/cnn (reference 0.013), see BENCHMARKS.md#tuning-of-method-defaults")
+    lr: float = hp(0.001, "SGD learning rate", "tuned on digits/cnn (reference 0.013), see docs/methods/tuning.md#tuning-of-method-defaults")
     order: str = hp("mixed", "mixed: forget (wrong labels drawn once) shuffled with retain; forget_then_retain: "
                     "the reference CIFAR-10 loop (all forget batches, labels redrawn per batch, then retain)",
                     "SalUn reference unlearn/RL.py (CIFAR-10 path: forget_then_retain)",

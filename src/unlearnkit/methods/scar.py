@@ -41,7 +41,7 @@ from .base import hp, register_method
 from .iterative import IterativeMethod, IterativeParams
 
 _REF = "SCAR reference src/opts.py"
-_TUNED = "tuned on mnist1d/mlp random (reference opts.py: lr 5e-4, lambda_2 5, OOD images), see BENCHMARKS.md#rum-and-scar"
+_TUNED = "tuned on mnist1d/mlp random (reference opts.py: lr 5e-4, lambda_2 5, OOD images), see docs/methods/tuning.md#rum-and-scar"
 
 
 def classifier_input(model: nn.Module) -> nn.Linear:

@@ -76,7 +76,7 @@ class SISAEnsemble(nn.Module):
 
 @dataclass
 class SISAParams(Hyperparameters):
-    shards: int = hp(4, "number of disjoint shards S (one model each)", "Bourtoule et al. sweep S up to 20; see BENCHMARKS.md#sisa",
+    shards: int = hp(4, "number of disjoint shards S (one model each)", "Bourtoule et al. sweep S up to 20; see docs/methods/tuning.md#sisa",
                      ge=1)
     slices: int = hp(1, "slices R per shard (R - 1 checkpoints each)", "Bourtoule et al.: slicing is optional", ge=1)
 

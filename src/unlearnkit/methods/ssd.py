@@ -55,7 +55,7 @@ class SSDParams(Hyperparameters):
     alpha: float = hp(0.0, "selection weighting: dampen entries with I_f > alpha * I_D; "
                       "0 = alpha_rel * |D| / |D_forget|", "reference 10 for CIFAR/ResNet-18 (hand-scaled per setting)", ge=0)
     alpha_rel: float = hp(0.7, "alpha relative to |D| / |D_forget| when alpha = 0",
-                          "tuned on digits/cnn, see BENCHMARKS.md#tuning-of-method-defaults", gt=0)
+                          "tuned on digits/cnn, see docs/methods/tuning.md#tuning-of-method-defaults", gt=0)
     lam: float = hp(1.0, "dampening constant lambda: factor min(lambda * I_D / I_f, 1)", "paper / reference code", gt=0)
     batch_size: int = hp(64, "mini-batch size of the importance passes",
                          "reference forget_full_class_main.py -b 64 (random forgetting: 128)")

@@ -200,7 +200,7 @@ class Experiment:
 
     def run_cell(self, ctx: SeedContext, name: str) -> list[dict[str, Any]]:
         """The rows of one (method, seed) cell: one row, or one per request when the scenario makes
-        sequential deletion requests (``ctx.data.requests``, see ``bench/continual.py``)."""
+        sequential deletion requests (``ctx.data.requests``, see ``bench/pipeline/continual.py``)."""
         try:
             if not ctx.data.requests:
                 return [self.run_method(ctx, name)]
