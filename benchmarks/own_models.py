@@ -34,7 +34,7 @@ from torch import nn
 
 import unlearnkit
 from unlearnkit.data import Split
-from unlearnkit.evaluation.metrics import avg_gap
+from unlearnkit.evaluation.registry import avg_gap
 from unlearnkit.training import TrainRecipe, train_model
 
 METRICS = ("forget_acc", "retain_acc", "test_acc", "mia_efficacy")
