@@ -152,3 +152,16 @@ def test_the_headline_ranks_methods_across_records(tmp_path):
     lines = text.splitlines()
     assert lines[0] == "| Method | one: mean rank (mean gap) of 1 | two: mean rank (mean gap) of 1 | flagship: gap | flagship: speedup |"
     assert lines[2] == "| `a` | 1.0 (10.0) | 1.0 (10.0) | 10.00 | 4.0× |"
+
+
+def test_guarded_lists_restarted_runs_and_flagged_rows():
+    from docgen.tables import guarded
+
+    rows = [{"grp": GROUP, "seed": 0, "method": "a", "restarts": 1, "overforget": False},
+            {"grp": GROUP, "seed": 1, "method": "a", "restarts": 0, "overforget": True},
+            {"grp": GROUP, "seed": 2, "method": "a", "overforget": True},
+            {"grp": GROUP, "seed": 0, "method": "original"}]
+    text = guarded(rows)
+    assert f"- {GROUP} seed 0 `a`: 1 restart(s)" in text and "restarted 1 run(s)" in text
+    assert "flagged 2 row(s)" in text and f"- {GROUP} `a`: 2" in text
+    assert guarded(rows[3:]) == "The divergence guard restarted no run.\n\nThe over-forgetting check flagged no row.\n"

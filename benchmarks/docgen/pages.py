@@ -13,6 +13,8 @@ or ``-`` when the record holds one experiment):
     {{ scaling RECORD MODEL SCENARIO }}         time, gap and speedup against the data-set size
     {{ audit RECORD }}                          the per-example audit's table
     {{ failures RECORD }}                       the cells that ended in an error
+    {{ guarded RECORD }}                        runs the divergence guard restarted, rows flagged
+                                                as over-forgetting
     {{ figure KIND RECORD ARGS... file=NAME }}   KIND tradeoff (GROUP), requests (GROUP), scaling
                                                 (MODEL SCENARIO): writes img/NAME.svg, inserts it
     {{ headline RECORD[:GROUP][,...] ... [flagship=RECORD] [audit=RECORD] [stream=RECORD] }}
@@ -130,6 +132,7 @@ DIRECTIVES: dict[str, Callable[..., str]] = {
                                                                  model, scenario),
     "audit": lambda ctx, name: tables.audit(ctx.rows(name, None)),
     "failures": lambda ctx, name: tables.failures(ctx.record(name).runs),
+    "guarded": lambda ctx, name: tables.guarded(ctx.record(name).rows),
     "figure": _figure,
     "headline": _headline,
 }

@@ -214,3 +214,27 @@ def failures(runs: list[dict]) -> str:
         reason = (r.get("error") or "").strip().splitlines()
         lines.append(f"- {r['grp']} seed {r['seed']} `{r['method']}`: {reason[-1] if reason else 'error'}")
     return "\n".join(lines) + "\n"
+
+
+def guarded(rows: list[dict]) -> str:
+    """The rows whose run the divergence guard restarted (none: a sentence saying so), and those the
+    over-forgetting check flagged."""
+    restarted = [r for r in rows if r.get("restarts")]
+    flagged = [r for r in rows if r.get("overforget")]
+    lines = []
+    if restarted:
+        lines += [f"The divergence guard restarted {len(restarted)} run(s) (their rows are the restarted runs' "
+                  "results):", ""]
+        lines += [f"- {r['grp']} seed {r['seed']} `{r['method']}`: {r['restarts']} restart(s)" for r in restarted]
+    else:
+        lines.append("The divergence guard restarted no run.")
+    lines.append("")
+    if flagged:
+        counts: dict[tuple[str, str], int] = {}
+        for r in flagged:
+            counts[(r["grp"], r["method"])] = counts.get((r["grp"], r["method"]), 0) + 1
+        lines += [f"The over-forgetting check flagged {len(flagged)} row(s) (experiment, method: seeds flagged):", ""]
+        lines += [f"- {grp} `{method}`: {n}" for (grp, method), n in sorted(counts.items())]
+    else:
+        lines.append("The over-forgetting check flagged no row.")
+    return "\n".join(lines) + "\n"
