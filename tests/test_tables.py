@@ -162,6 +162,6 @@ def test_guarded_lists_restarted_runs_and_flagged_rows():
             {"grp": GROUP, "seed": 2, "method": "a", "overforget": True},
             {"grp": GROUP, "seed": 0, "method": "original"}]
     text = guarded(rows)
-    assert f"- {GROUP} seed 0 `a`: 1 restart(s)" in text and "restarted 1 run(s)" in text
-    assert "flagged 2 row(s)" in text and f"- {GROUP} `a`: 2" in text
+    assert f"- {GROUP} `a`: 1, 1\n" in text and "restarted these runs" in text
+    assert f"- {GROUP} `a`: 2\n" in text.split("over-forgetting")[1]
     assert guarded(rows[3:]) == "The divergence guard restarted no run.\n\nThe over-forgetting check flagged no row.\n"

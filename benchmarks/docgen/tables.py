@@ -217,24 +217,27 @@ def failures(runs: list[dict]) -> str:
 
 
 def guarded(rows: list[dict]) -> str:
-    """The rows whose run the divergence guard restarted (none: a sentence saying so), and those the
-    over-forgetting check flagged."""
-    restarted = [r for r in rows if r.get("restarts")]
-    flagged = [r for r in rows if r.get("overforget")]
+    """Per experiment and method, the runs the divergence guard restarted and the rows the
+    over-forgetting check flagged (none: a sentence saying so)."""
+    def tally(key) -> dict[tuple[str, str], list[int]]:
+        out: dict[tuple[str, str], list[int]] = {}
+        for r in rows:
+            if r.get(key):
+                out.setdefault((r["grp"], r["method"]), []).append(int(r[key]))
+        return out
+
+    restarted, flagged = tally("restarts"), tally("overforget")
     lines = []
     if restarted:
-        lines += [f"The divergence guard restarted {len(restarted)} run(s) (their rows are the restarted runs' "
-                  "results):", ""]
-        lines += [f"- {r['grp']} seed {r['seed']} `{r['method']}`: {r['restarts']} restart(s)" for r in restarted]
+        lines += ["The divergence guard restarted these runs (their rows are the restarted runs' results; "
+                  "experiment, method: seeds restarted, restarts in all):", ""]
+        lines += [f"- {grp} `{method}`: {len(n)}, {sum(n)}" for (grp, method), n in sorted(restarted.items())]
     else:
         lines.append("The divergence guard restarted no run.")
     lines.append("")
     if flagged:
-        counts: dict[tuple[str, str], int] = {}
-        for r in flagged:
-            counts[(r["grp"], r["method"])] = counts.get((r["grp"], r["method"]), 0) + 1
-        lines += [f"The over-forgetting check flagged {len(flagged)} row(s) (experiment, method: seeds flagged):", ""]
-        lines += [f"- {grp} `{method}`: {n}" for (grp, method), n in sorted(counts.items())]
+        lines += ["The over-forgetting check flagged these rows (experiment, method: seeds flagged):", ""]
+        lines += [f"- {grp} `{method}`: {len(n)}" for (grp, method), n in sorted(flagged.items())]
     else:
         lines.append("The over-forgetting check flagged no row.")
     return "\n".join(lines) + "\n"
