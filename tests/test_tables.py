@@ -165,3 +165,15 @@ def test_guarded_lists_restarted_runs_and_flagged_rows():
     assert f"- {GROUP} `a`: 1, 1\n" in text and "restarted these runs" in text
     assert f"- {GROUP} `a`: 2\n" in text.split("over-forgetting")[1]
     assert guarded(rows[3:]) == "The divergence guard restarted no run.\n\nThe over-forgetting check flagged no row.\n"
+
+
+def test_experiments_that_differ_only_in_options_get_their_own_columns():
+    from docgen.pages import experiment_labels
+    from docgen.tables import ranks
+
+    groups = ["mnist1d/mlp(hidden=128)/random(forget_size=0.1)", "mnist1d/mlp(dropout=0.2)/random(forget_size=0.1)",
+              "digits/cnn/class(forget_class=3)"]
+    assert experiment_labels(groups) == ["mnist1d/mlp(hidden=128) random", "mnist1d/mlp(dropout=0.2) random",
+                                         "digits/cnn class"]
+    with pytest.raises(ValueError, match="share a column label"):
+        ranks([("a", []), ("a", [])])

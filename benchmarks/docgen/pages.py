@@ -63,6 +63,14 @@ def short_label(group: str) -> str:
     return f"{dataset.split('(')[0]}/{model.split('(')[0]} {scenario.split('(')[0]}"
 
 
+def experiment_labels(groups: list[str]) -> list[str]:
+    """Column labels for ``groups``: the short label, or, where two groups would share it, the dataset and
+    model with their options (``mnist1d/mlp(hidden=128) random``)."""
+    short = [short_label(g) for g in groups]
+    full = [f"{g.split('/', 2)[0]}/{g.split('/', 2)[1]} {g.split('/', 2)[2].split('(')[0]}" for g in groups]
+    return [f if short.count(s) > 1 else s for s, f in zip(short, full)]
+
+
 def provenance(ctx: Context, name: str) -> str:
     rec = ctx.record(name)
     lines = []
@@ -90,11 +98,12 @@ def _ranks(ctx: Context, *targets: str, methods: str | None = None) -> str:
 
 
 def _experiments(ctx: Context, targets: str) -> list[tuple[str, list[dict]]]:
-    out = []
+    chosen = []
     for target in targets.split(","):
         name, _, group = target.partition(":")
-        out += [(short_label(g), ctx.rows(name, g)) for g in ([group] if group else ctx.record(name).groups())]
-    return out
+        chosen += [(name, g) for g in ([group] if group else ctx.record(name).groups())]
+    labels = experiment_labels([g for _, g in chosen])
+    return [(label, ctx.rows(name, g)) for label, (name, g) in zip(labels, chosen)]
 
 
 def _headline(ctx: Context, *rank_sets: str, flagship: str | None = None, audit: str | None = None,

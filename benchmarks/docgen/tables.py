@@ -53,6 +53,9 @@ def value(rows: list[dict], method: str, field: str, digits: int = 1) -> str:
 def ranks(experiments: list[tuple[str, list[dict]]], methods: Optional[list[str]] = None) -> str:
     """Avg gap to Retrain and rank (1 = closest among the methods, references aside) of every method
     in each experiment, and its mean rank over the experiments where it ran, best first."""
+    labels = [label for label, _ in experiments]
+    if len(set(labels)) < len(labels):
+        raise ValueError(f"two experiments share a column label: {labels}")
     table: dict[str, dict[str, tuple[float, int]]] = {}
     for label, rows in experiments:
         group = next(iter(summaries(_strip(rows)).values()))
@@ -60,7 +63,6 @@ def ranks(experiments: list[tuple[str, list[dict]]], methods: Optional[list[str]
                   and not math.isnan(e["avg_gap"]) and (methods is None or e["method"] in methods)]
         for rank, e in enumerate(sorted(scored, key=lambda e: (e["avg_gap"], e["method"])), start=1):
             table.setdefault(e["method"], {})[label] = (100 * e["avg_gap"], rank)
-    labels = [label for label, _ in experiments]
     mean_rank = {m: sum(r for _, r in cells.values()) / len(cells) for m, cells in table.items()}
     head = ["Method", "Mean rank"] + labels
     lines = ["| " + " | ".join(head) + " |", "|" + "|".join(["---"] + ["---:"] * (len(head) - 1)) + "|"]
