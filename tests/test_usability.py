@@ -126,7 +126,7 @@ ROOT = Path(__file__).resolve().parents[1]
 COMMAND_PAGES = (ROOT / "README.md", ROOT / "docs" / "cli.md")
 
 
-def readme_commands() -> list[list[str]]:
+def documented_commands() -> list[list[str]]:
     """Every ``unlearnkit ...`` command in the shell blocks and inline code of the README and the
     command-line page, as argv lists."""
     import re
@@ -146,10 +146,10 @@ def readme_commands() -> list[list[str]]:
     return commands
 
 
-def test_every_readme_command_parses():
+def test_every_documented_command_parses():
     from unlearnkit.cli import build_parser
 
-    commands = readme_commands()
+    commands = documented_commands()
     assert len(commands) >= 8
     for argv in commands:
         try:
@@ -169,7 +169,7 @@ def test_readme_yaml_example_is_the_documented_command(tmp_path):
     text = (ROOT / "docs" / "cli.md").read_text()
     example = re.search(r"A complete `experiment.yaml`.*?```yaml\n(.*?)```", text, flags=re.S).group(1)
     (tmp_path / "experiment.yaml").write_text(example)
-    command = next(c for c in readme_commands() if c[:1] == ["run"] and "--forget-class" in c)
+    command = next(c for c in documented_commands() if c[:1] == ["run"] and "--forget-class" in c)
     from_flags = config_from_args(build_parser().parse_args(command))
     from_yaml = config_from_args(build_parser().parse_args(["run", "--config", str(tmp_path / "experiment.yaml"),
                                                            "--out", "runs/x"]))
