@@ -68,13 +68,15 @@ class NoOpReport:
 
 
 @torch.no_grad()
+def _eval_logits(model: nn.Module, split: Split) -> torch.Tensor:
+    """``model``'s logits on every example of ``split``, in order (eval mode; every module's mode restored)."""
+    device = next(model.parameters()).device
+    with eval_mode(model):
+        return torch.cat([model(x.to(device)) for x, _ in split.batches(512)])
+
+
 def _forget_stats(model: nn.Module, forget: Split) -> tuple[torch.Tensor, float, float]:
-    was = model.training
-    model.eval()
-    try:
-        logits = torch.cat([model(x) for x, _ in forget.batches(512)])
-    finally:
-        model.train(was)
+    logits = _eval_logits(model, forget)
     y = forget.y.to(logits.device)
     log_p_y = F.log_softmax(logits, 1).gather(1, y[:, None])  # mean cross-entropy = -mean log p_y
     return logits.argmax(1), float(-log_p_y.mean()), float(log_p_y.exp().mean())
@@ -159,18 +161,11 @@ def unseen_data(task: Any) -> Split:
     return unseen.subset(rows.numpy())
 
 
-@torch.no_grad()
 def _scores(model: nn.Module, split: Split) -> tuple[np.ndarray, np.ndarray]:
     """phi and correctness of every example of ``split`` (eval mode, float64)."""
-    device = next(model.parameters()).device
-    phis, hits = [], []
-    with eval_mode(model):
-        for x, y in split.batches(512, shuffle=False):
-            logits = model(x.to(device)).double()
-            y = y.to(device)
-            phis.append(logit_confidence(logits, y).cpu())
-            hits.append((logits.argmax(1) == y).cpu())
-    return torch.cat(phis).numpy(), torch.cat(hits).numpy()
+    logits = _eval_logits(model, split).double()
+    y = split.y.to(logits.device)
+    return logit_confidence(logits, y).cpu().numpy(), (logits.argmax(1) == y).cpu().numpy()
 
 
 def below_probability(f: np.ndarray, u: np.ndarray) -> float:
