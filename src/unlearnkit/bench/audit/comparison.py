@@ -10,19 +10,15 @@ evidence (the challenge's per-example epsilon, else U-LiRA's per-example accurac
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 from typing import Any, Optional
 
 import numpy as np
 from torch import nn
 
-from ...errors import UnlearnkitError
-from ...evaluation.comparison import exposed_examples, model_view
-from ..pipeline.comparison import save_record, shared_record
+from ...evaluation.comparison import exposed_examples
+from ..pipeline.comparison import cell_record, save_record, shared_record
 from ..reports.compare import load_comparison, write_compare_page
-
-log = logging.getLogger(__name__)
 
 #: per-example evidence of the audit, in order of preference: (key, label)
 EVIDENCE = (("epsilon", "per-example ε of the challenge score (higher = easier to tell from Retrain)"),
@@ -36,17 +32,14 @@ def job_comparison(st: dict[str, Any], kind: str, method: str, model: nn.Module,
     name = method or kind
     if kind == "unlearned" and method in ("original", "retrain"):
         return None
-    try:
-        if "comparison" not in st:
-            b = st["exp"].bundle()
-            st["comparison"] = shared_record(st["data"].task, b.num_classes, b.input_shape, original, retrain,
-                                             st["exp"].config.seeds[0])
-        shared, refs = st["comparison"]
-        view = shared["views"][name] if kind in ("original", "retrain") else model_view(model, refs)
-    except UnlearnkitError as exc:
-        log.warning("%s: no comparison views (%s)", name, exc)
-        return None
-    return {"method": name, "seed": shared["seed"], "view": view, "shared": shared, "seconds": 0.0}
+
+    def build():
+        b = st["exp"].bundle()
+        return shared_record(st["data"].task, b.num_classes, b.input_shape, original, retrain,
+                             st["exp"].config.seeds[0])
+
+    record = cell_record(st, build, name, model, name if kind in ("original", "retrain") else None, name)
+    return None if record is None else {**record, "seconds": 0.0}
 
 
 def write_audit_comparison(results: dict[str, Any], records: list[dict], forget: Any, out: Path) -> Optional[Path]:

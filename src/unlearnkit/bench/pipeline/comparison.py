@@ -16,7 +16,7 @@ import json
 import logging
 import time
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 from torch import nn
 
@@ -40,20 +40,30 @@ class ComparisonCollector:
         if ctx.seed != self.seed:
             return
         start = time.perf_counter()
-        try:
-            if "comparison" not in ctx.extras:
-                ctx.extras["comparison"] = seed_record(ctx)
-            shared, refs = ctx.extras["comparison"]
-            fixed = "original" if model is ctx.original else "retrain" if model is ctx.retrain else None
-            view = shared["views"][fixed] if fixed else model_view(model, refs)
-        except UnlearnkitError as exc:  # e.g. a forget set too small to compare: the cell's row still counts
-            log.warning("seed %d %s: no comparison views (%s)", ctx.seed, name, exc)
-            return
-        self.records[name] = {"method": name, "seed": ctx.seed, "view": view, "shared": shared,
-                              "seconds": time.perf_counter() - start}
+        fixed = "original" if model is ctx.original else "retrain" if model is ctx.retrain else None
+        record = cell_record(ctx.extras, lambda: seed_record(ctx), name, model, fixed, f"seed {ctx.seed} {name}")
+        if record is not None:
+            self.records[name] = {**record, "seconds": time.perf_counter() - start}
 
     def take(self, name: str) -> Optional[dict[str, Any]]:
         return self.records.pop(name, None)
+
+
+def cell_record(cache: dict[str, Any], build: Callable[[], tuple[dict[str, Any], References]], name: str,
+                model: nn.Module, fixed: Optional[str], where: str) -> Optional[dict[str, Any]]:
+    """The comparison record of ``model`` (shown as ``name``): the shared part and the references come from
+    ``cache["comparison"]``, built once with ``build``; ``fixed`` names a reference model ("original",
+    "retrain") whose view is already there. None, with a warning naming ``where``, when the task cannot be
+    compared (e.g. a forget set too small): the cell's row still counts."""
+    try:
+        if "comparison" not in cache:
+            cache["comparison"] = build()
+        shared, refs = cache["comparison"]
+        view = shared["views"][fixed] if fixed else model_view(model, refs)
+    except UnlearnkitError as exc:
+        log.warning("%s: no comparison views (%s)", where, exc)
+        return None
+    return {"method": name, "seed": shared["seed"], "view": view, "shared": shared}
 
 
 def seed_record(ctx: Any) -> tuple[dict[str, Any], References]:
