@@ -172,20 +172,27 @@ def test_anchor_pool_is_the_adversarial_examples_and_third_party_inputs_with_ref
     assert paper.anchors is None and paper.use_importance and paper.adv_batches is not None
 
 
-def test_goal_rechecked_on_pending_instances_and_on_all_once_they_meet_it():
-    """After a step only the instances short of the goal are re-checked; once they all meet it every
-    instance is, so one that met it earlier and relapsed is found before the request stops."""
+def test_goal_rechecked_on_pending_instances_and_a_rotating_window_of_the_others():
+    """After a step the instances short of the goal are re-checked, and ``recheck_batch`` of the others
+    in turn, so one that relapsed rejoins the pending pool while others are still pending; once none is
+    pending every instance is checked before the request stops."""
     model = torch.nn.Linear(1, 2)
     with torch.no_grad():  # predicts class 1 everywhere: misclassify is met exactly for the label-0 rows
         model.weight.zero_()
         model.bias.copy_(torch.tensor([0.0, 1.0]))
-    forget = Split(torch.zeros(4, 1), torch.tensor([0, 0, 1, 1]))
-    m = get_method("instance_adv_noretain")
-    m.goal, m.targets, m.everyone = "misclassify", None, torch.arange(4)
-    m.met = torch.tensor([False, True, True, False])  # rows 0 and 3 pending; row 2's True is stale
-    assert m.refreshed_goal(model, forget).tolist() == [True, True, True, False]  # row 3 still pending
-    m.met = torch.tensor([False, True, True, True])  # row 0 alone pending: it meets the goal, so all are checked
-    assert m.refreshed_goal(model, forget).tolist() == [True, True, False, False]
+    forget = Split(torch.zeros(5, 1), torch.tensor([0, 1, 1, 0, 1]))
+    m = get_method("instance_adv_noretain", recheck_batch=2)
+    m.goal, m.targets, m.everyone, m.recheck_at = "misclassify", None, torch.arange(5), 0
+    # row 4 pending; rows 0-3 settled, but the stale True of rows 1 and 2 hides their relapse
+    m.met = torch.tensor([True, True, True, True, False])
+    assert m.refreshed_goal(model, forget).tolist() == [True, False, True, True, False]  # window: rows 0, 1
+    assert m.recheck_at == 2
+    m.met = torch.tensor([True, True, True, True, False])
+    assert m.refreshed_goal(model, forget).tolist() == [True, True, False, True, False]  # window: rows 2, 3
+    everyone = get_method("instance_adv_noretain", recheck_batch=0)  # no window: all checked once none is pending
+    everyone.goal, everyone.targets, everyone.everyone, everyone.recheck_at = "misclassify", None, torch.arange(5), 0
+    everyone.met = torch.tensor([False, True, True, True, True])
+    assert everyone.refreshed_goal(model, forget).tolist() == [True, False, False, True, False]
 
 
 def test_one_forward_pass_per_step_only_where_no_layer_depends_on_the_batch():
