@@ -15,7 +15,8 @@ runs the command (``OMP_NUM_THREADS=1`` unless set), then writes ``results/NAME/
 
 A command that stops half-way (killed, or a bench with error cells) is recorded too, and running the
 same command again resumes it: the store or folder keeps what was done, and a second invocation is
-added to ``record.json``. The tracked code must be committed (``--allow-dirty`` records the run as
+added to ``record.json``. A command whose store or folder does not exist yet is a fresh run: its
+record replaces whatever ``results/NAME/`` held. The tracked code must be committed (``--allow-dirty`` records the run as
 dirty instead), so that every result names the code that produced it. ``make tables`` turns the
 records into the benchmark documents (``benchmarks/tables.py``).
 """
@@ -98,6 +99,9 @@ def main(argv: list[str] | None = None) -> int:
               "(or pass --allow-dirty)", file=sys.stderr)
         return 2
     folder = args.results_dir / args.name
+    resuming = (args.store or args.out).exists()  # else a fresh run: earlier invocations are not its history
+    if not resuming and folder.exists():
+        shutil.rmtree(folder)
     folder.mkdir(parents=True, exist_ok=True)
     entry = {"command": " ".join(command), "commit": commit, "dirty": dirty, "started": now(),
              "load_before": load_average(), "machine": machine()}
@@ -111,7 +115,8 @@ def main(argv: list[str] | None = None) -> int:
                  load_after=load_average())
     save_results(folder, args.store, args.out)
     record_path = folder / "record.json"
-    record = json.loads(record_path.read_text()) if record_path.exists() else {"name": args.name, "invocations": []}
+    record = (json.loads(record_path.read_text()) if resuming and record_path.exists()
+              else {"name": args.name, "invocations": []})
     record["source"] = {"store": str(args.store)} if args.store else {"out": str(args.out)}
     record["invocations"].append(entry)
     record_path.write_text(json.dumps(record, indent=1, sort_keys=True) + "\n")

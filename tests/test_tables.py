@@ -4,6 +4,7 @@ documents regenerated from them (``make tables``)."""
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -136,6 +137,13 @@ def test_record_keeps_the_results_and_how_they_were_made(tmp_path):
     (inv,) = record["invocations"]
     assert inv["exit_status"] == 0 and len(inv["commit"]) == 40 and inv["machine"]["cores"] >= 1
     assert inv["command"].endswith(script) and (tmp_path / "results" / "demo" / "results.json").read_text() == "{}"
+    # the same command again resumes the folder: a second invocation; a fresh folder starts the record anew
+    resume = cmd[:-2] + ["-c", "pass"]
+    assert subprocess.run(resume, capture_output=True, text=True).returncode == 0
+    assert len(json.loads((tmp_path / "results" / "demo" / "record.json").read_text())["invocations"]) == 2
+    shutil.rmtree(out)
+    assert subprocess.run(cmd, capture_output=True, text=True).returncode == 0
+    assert len(json.loads((tmp_path / "results" / "demo" / "record.json").read_text())["invocations"]) == 1
 
 
 def test_the_committed_documents_are_what_the_results_give():
