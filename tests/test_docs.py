@@ -50,6 +50,21 @@ def test_links_resolve(page):
     assert not broken, f"{page.relative_to(ROOT)}: broken links {broken}"
 
 
+UNFINISHED = re.compile(r"\b[A-Z]+_PLACEHOLDER\b|\bTODO\b|\bTBD\b")
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda p: str(p.relative_to(ROOT)))
+def test_no_page_is_left_unfinished(page):
+    """A placeholder left by an edit (``RESULTS_PLACEHOLDER``, TODO, TBD) never reaches a reader."""
+    found = sorted(set(UNFINISHED.findall(page.read_text())))
+    assert not found, f"{page.relative_to(ROOT)}: unfinished text {found}"
+
+
+def test_unfinished_text_is_recognised():
+    assert UNFINISHED.findall("a FINAL_PLACEHOLDER b, TODO: c, TBD") == ["FINAL_PLACEHOLDER", "TODO", "TBD"]
+    assert not UNFINISHED.findall("todo list, the Tbd, PLACEHOLDERS")
+
+
 def test_link_checker_covers_docs_subfolders():
     assert NOTES / "README.md" in PAGES and any(p.parent == NOTES and p.name != "README.md" for p in PAGES)
 
