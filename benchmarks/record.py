@@ -16,9 +16,9 @@ runs the command (``OMP_NUM_THREADS=1`` unless set), then writes ``results/NAME/
 A command that stops half-way (killed, or a bench with error cells) is recorded too, and running the
 same command again resumes it: the store or folder keeps what was done, and a second invocation is
 added to ``record.json``. A command whose store or folder does not exist yet is a fresh run: its
-record replaces whatever ``results/NAME/`` held. The tracked code must be committed (``--allow-dirty`` records the run as
-dirty instead), so that every result names the code that produced it. ``make tables`` turns the
-records into the benchmark documents (``benchmarks/tables.py``).
+record replaces whatever ``results/NAME/`` held. The tracked code must be committed
+(``--allow-dirty`` records the run as dirty instead), so that every result names the code that
+produced it. ``make tables`` turns the records into the benchmark documents (``benchmarks/tables.py``).
 """
 
 from __future__ import annotations

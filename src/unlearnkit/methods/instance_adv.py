@@ -289,12 +289,11 @@ class InstanceAdv(InstanceTerms, CarriedAcrossRequests, IterativeMethod):
         instance once none is pending. A request thus stops only when every instance meets the goal at
         once, without a pass over all of them every step when there are many."""
         met = self.met.clone()
-        settled = self.everyone[met]
+        rows, settled = self.everyone[~met], self.everyone[met]
         window = min(len(settled), self.params.recheck_batch)
         if window:
             start = self.recheck_at % len(settled)
-            settled, self.recheck_at = settled.roll(-start)[:window], start + window
-        rows = torch.cat([self.everyone[~met], settled[:window]])
+            rows, self.recheck_at = torch.cat([rows, settled.roll(-start)[:window]]), start + window
         met[rows] = self.goal_status(model, forget, rows)
         return met if not bool(met.all()) or len(rows) == len(met) else self.goal_status(model, forget)
 
